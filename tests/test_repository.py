@@ -62,7 +62,9 @@ def test_workspace_root_is_virtual_and_admits_python_311() -> None:
         assert spec.startswith(">=3.") and int(spec.split(".")[1]) <= 11, (name, spec)
         assert project["version"], name
         if name != "medshared":
-            deps = [d.split("[")[0].split(">")[0].split("=")[0].strip() for d in project["dependencies"]]
+            deps = [
+                d.split("[")[0].split(">")[0].split("=")[0].strip() for d in project["dependencies"]
+            ]
             assert "medshared" in deps, f"{name} must depend on medshared"
             assert project["scripts"][name] == f"{name}.cli:main"
 

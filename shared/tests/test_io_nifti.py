@@ -27,10 +27,23 @@ def _files(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
-@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint16, np.int32, np.float32, np.float64])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        np.uint8,
+        np.int8,
+        np.int16,
+        np.uint16,
+        np.int32,
+        np.int64,
+        np.float32,
+        np.float64,
+        np.complex64,
+    ],
+)
 def test_roundtrip_keeps_dtype_affine_zooms(tmp_path, suffix, dtype):
     rng = np.random.default_rng(0)
-    data = (rng.random((5, 6, 7)) * 100).astype(dtype)
+    data = (rng.random((5, 6, 7)) * 100 - (0 if np.dtype(dtype).kind == "u" else 50)).astype(dtype)
     affine = np.array([[0, 0, 2.5, -10], [-1.5, 0, 0, 20], [0, 3.0, 0, 5], [0, 0, 0, 1]], float)
     out = tmp_path / f"vol{suffix}"
     write_nifti(out, data, affine)
@@ -212,7 +225,7 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(nib, "save", half_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(MedsharedError, match=r"keep\.nii\.gz: cannot write \(disk full\)"):
         write_nifti(f, np.zeros((4, 4, 4), np.int16))
     assert f.read_bytes() == before
     assert _files(tmp_path) == ["keep.nii.gz"]

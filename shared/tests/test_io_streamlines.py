@@ -197,6 +197,10 @@ def test_bad_streamline_shapes_and_reference(tmp_path):
     write_streamlines(tck, random_streamlines(2))
     with pytest.raises(MedsharedError, match="has no space"):
         write_streamlines(f, random_streamlines(2), reference=read_streamlines(tck))
+    # a .trk path works as reference too
+    write_streamlines(f, random_streamlines(2), reference=NIB_DATA / "standard.trk")
+    assert read_streamlines(f).dimensions == (4, 5, 7)
+    f.unlink()
     with pytest.raises(MedsharedError, match="reference must be"):
         write_streamlines(f, random_streamlines(2), reference=np.eye(4))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tck", "ref.nii.gz"]
@@ -213,7 +217,7 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(nib.streamlines, "save", half_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(MedsharedError, match=r"keep\.trk: cannot write \(disk full\)"):
         write_streamlines(f, random_streamlines(9), reference=ref)
     assert f.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.trk", "ref.nii.gz"]
@@ -233,3 +237,11 @@ def test_trx_without_trx_python(tmp_path, monkeypatch):
     f.write_bytes(b"PK")
     with pytest.raises(MissingExtraError, match=r"medshared\[trx\]"):
         read_streamlines(f)
+
+
+def test_big_endian_trk_matches_little_endian():
+    little = read_streamlines(NIB_DATA / "complex.trk")
+    big = read_streamlines(NIB_DATA / "complex_big_endian.trk")
+    assert len(little.streamlines) == 3
+    assert_same_streamlines(big.streamlines, little.streamlines)
+    np.testing.assert_array_equal(big.affine, little.affine)

@@ -82,3 +82,14 @@ def reraise_as_corrupt(
             f"{kind} file {path}: cannot read, file is corrupt or truncated "
             f"({type(exc).__name__}: {exc})"
         ) from exc
+
+
+@contextmanager
+def reraise_write_errors(path: Path, kind: str) -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` (disk full, permission...) into one error."""
+    try:
+        yield
+    except MedsharedError:
+        raise
+    except OSError as exc:
+        raise MedsharedError(f"{kind} file {path}: cannot write ({exc})") from exc

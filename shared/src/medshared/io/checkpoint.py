@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from medshared.errors import MedsharedError, require
-from medshared.io._checks import PathLike, check_input_file, check_suffix, reraise_as_corrupt
+from medshared.io._checks import (
+    PathLike,
+    check_input_file,
+    check_suffix,
+    reraise_as_corrupt,
+    reraise_write_errors,
+)
 from medshared.io.atomic import atomic_path
 
 __all__ = ["METADATA_KEY", "Checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -42,6 +48,21 @@ class Checkpoint:
     state_dict: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+
+
+def _non_string_key(obj: Any) -> Any:
+    """Return the first dict key that is not a str, searching nested dicts/lists (else None)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            for key, value in item.items():
+                if not isinstance(key, str):
+                    return key
+                stack.append(value)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
 
 
 def _torch():
@@ -77,6 +98,12 @@ def save_checkpoint(
 
     p = check_suffix(path, CHECKPOINT_SUFFIXES, _KIND)
     meta = dict(metadata or {})
+    bad_key = _non_string_key(meta)
+    if bad_key is not None:
+        raise MedsharedError(
+            f"{_KIND} file {p}: metadata is not JSON-serialisable as is: dict key {bad_key!r} "
+            "is not a str (JSON would silently turn it into a string)"
+        )
     try:
         meta_json = json.dumps(meta, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
@@ -99,7 +126,7 @@ def save_checkpoint(
         else:
             seen.add(ident)
         tensors[key] = t
-    with atomic_path(p) as tmp:
+    with reraise_write_errors(p, _KIND), atomic_path(p) as tmp:
         try:
             save_file(tensors, str(tmp), metadata={METADATA_KEY: meta_json})
         except (ValueError, TypeError, RuntimeError) as exc:
@@ -137,13 +164,21 @@ def load_checkpoint(
     from safetensors.torch import load_file
 
     p = check_input_file(path, CHECKPOINT_SUFFIXES, _KIND)
+    try:
+        device = torch.device(map_location)
+    except (RuntimeError, TypeError) as exc:
+        raise MedsharedError(f"{_KIND} file {p}: bad map_location {map_location!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MedsharedError(
+            f"{_KIND} file {p}: map_location={str(device)!r} but CUDA is not available"
+        )
     errors: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, EOFError)
     if hasattr(safetensors, "SafetensorError"):
         errors = (*errors, safetensors.SafetensorError)
     with reraise_as_corrupt(p, _KIND, errors):
         with safetensors.safe_open(str(p), framework="pt") as fh:
             header_meta = fh.metadata() or {}
-        state_dict = load_file(str(p), device=str(map_location))
+        state_dict = load_file(str(p), device=str(device))
     if METADATA_KEY not in header_meta:
         raise MedsharedError(
             f"{_KIND} file {p}: no {METADATA_KEY!r} entry in the safetensors header; "

@@ -14,6 +14,7 @@ counts as corrupt).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def _scan(folder: Path, pydicom: Any) -> tuple[list[tuple[Path, Any]], list[Path
                 ) from exc
             skipped.append(f)
             continue
-        except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, EOFError, ValueError, KeyError, TypeError, struct.error) as exc:
             raise MedsharedError(
                 f"{_KIND} file {f}: cannot read, file is corrupt or truncated "
                 f"({type(exc).__name__}: {exc})"

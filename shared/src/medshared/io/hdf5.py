@@ -17,6 +17,7 @@ from medshared.io._checks import (
     check_input_file,
     check_suffix,
     reraise_as_corrupt,
+    reraise_write_errors,
 )
 from medshared.io.atomic import atomic_path
 
@@ -144,7 +145,7 @@ def write_hdf5(
         if arr.dtype == object:
             raise MedsharedError(f"{_KIND} file {p}: dataset {name!r} has object dtype")
         prepared[name.strip("/")] = arr
-    with atomic_path(p) as tmp:
+    with reraise_write_errors(p, _KIND), atomic_path(p) as tmp:
         try:
             with h5py.File(tmp, "w") as fh:
                 for name, arr in prepared.items():

@@ -30,6 +30,7 @@ from medshared.io._checks import (
     check_ndim,
     check_suffix,
     reraise_as_corrupt,
+    reraise_write_errors,
 )
 from medshared.io.atomic import atomic_path
 
@@ -189,8 +190,10 @@ def write_nifti(
     if affine.shape != (4, 4) or not np.isfinite(affine).all():
         raise MedsharedError(f"{_KIND} file {p}: affine must be a finite (4, 4) array")
     try:
-        img = image_cls(arr, affine, header=None if header is None else header.copy())
-        img.set_data_dtype(arr.dtype)
+        # an explicit dtype keeps e.g. int64 as is (nibabel refuses it otherwise)
+        img = image_cls(
+            arr, affine, header=None if header is None else header.copy(), dtype=arr.dtype
+        )
         if zooms is not None:
             full = list(img.header.get_zooms())
             full[: len(zooms)] = [float(z) for z in zooms]
@@ -200,5 +203,5 @@ def write_nifti(
         raise MedsharedError(
             f"{_KIND} file {p}: cannot store data of dtype {arr.dtype} / shape {arr.shape} ({exc})"
         ) from exc
-    with atomic_path(p) as tmp:
+    with reraise_write_errors(p, _KIND), atomic_path(p) as tmp:
         nib.save(img, tmp)

@@ -12,6 +12,7 @@ from medshared.io._checks import (
     check_input_file,
     check_suffix,
     reraise_as_corrupt,
+    reraise_write_errors,
 )
 from medshared.io.atomic import atomic_path
 
@@ -102,5 +103,5 @@ def write_png(path: PathLike, array: np.ndarray) -> None:
         )
     arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
     img = pil.fromarray(arr)
-    with atomic_path(p) as tmp:
+    with reraise_write_errors(p, _KIND), atomic_path(p) as tmp:
         img.save(Path(tmp), format="PNG")

@@ -10,6 +10,7 @@ so a read-then-write round trip reproduces the file's space; ``.tck`` stores no 
 from __future__ import annotations
 
 import struct
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from nibabel.orientations import aff2axcodes
 from nibabel.streamlines import Field
 from nibabel.streamlines.tractogram import Tractogram as _NibTractogram
 from nibabel.streamlines.tractogram_file import DataError, HeaderError
+from nibabel.streamlines.trk import TrkFile, header_2_dtype
 
 from medshared.errors import MedsharedError, require
 from medshared.io._checks import (
@@ -30,6 +32,7 @@ from medshared.io._checks import (
     check_input_file,
     check_suffix,
     reraise_as_corrupt,
+    reraise_write_errors,
 )
 from medshared.io.atomic import atomic_path
 
@@ -91,9 +94,35 @@ def _voxel_sizes(affine: np.ndarray) -> tuple[float, float, float]:
     return tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))  # type: ignore[return-value]
 
 
+def _trk_declared_count(p: Path) -> int:
+    """Streamline count in a .trk header as written on disk (0 = unknown).
+
+    nibabel overwrites the header count with the number it managed to read, so a file cut at a
+    streamline boundary would otherwise go unnoticed. (A cut ``.tck`` misses its end marker and
+    nibabel already rejects it.)
+    """
+    dtype = header_2_dtype
+    with open(p, "rb") as fh:
+        raw = fh.read(dtype.itemsize)
+    if len(raw) < dtype.itemsize:
+        return 0
+    rec = np.frombuffer(raw, dtype=dtype)[0]
+    if int(rec["hdr_size"]) != TrkFile.HEADER_SIZE:
+        rec = np.frombuffer(raw, dtype=dtype.newbyteorder())[0]
+    return max(int(rec[Field.NB_STREAMLINES]), 0)
+
+
 def _read_trx(p: Path) -> Tractogram:
     tmm = require("trx.trx_file_memmap", "trx")
-    trx = tmm.load(str(p))
+    # check the archive first (CRC of every member): trx-python would fail half-way and leave a
+    # temporary folder to the garbage collector
+    with zipfile.ZipFile(p) as archive:
+        bad = archive.testzip()
+    if bad is not None:
+        raise MedsharedError(f"{_KIND} file {p}: cannot read, member {bad!r} is corrupt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # trx-python's own temporary folders
+        trx = tmm.load(str(p))
     try:
         seq = trx.streamlines
         data = np.array(seq.get_data(), dtype=np.float32)
@@ -133,7 +162,7 @@ def read_streamlines(path: PathLike, *, allow_nonfinite: bool = True) -> Tractog
     ------
     MedsharedError
         Naming the file, for: wrong extension, missing file, corrupt/truncated file (including a
-        ``.trk``/``.tck`` holding fewer streamlines than its header announces), non-finite coordinates when
+        ``.trk`` holding fewer streamlines than its header announces), non-finite coordinates when
         ``allow_nonfinite=False``. :class:`~medshared.errors.MissingExtraError` for ``.trx``
         without ``trx-python``.
     """
@@ -147,10 +176,7 @@ def read_streamlines(path: PathLike, *, allow_nonfinite: bool = True) -> Tractog
             seq = tfile.streamlines
             lengths = np.asarray(seq._lengths, dtype=np.int64)
             header = dict(tfile.header)
-            try:  # .trk stores 0 when unknown; .tck stores the count as text
-                n_declared = int(header.get(Field.NB_STREAMLINES) or 0)
-            except (TypeError, ValueError):
-                n_declared = 0
+            n_declared = _trk_declared_count(p) if suffix == ".trk" else 0
             if n_declared and n_declared != len(lengths):
                 raise MedsharedError(
                     f"{_KIND} file {p}: truncated ({len(lengths)} streamlines read, header "
@@ -178,11 +204,15 @@ def read_streamlines(path: PathLike, *, allow_nonfinite: bool = True) -> Tractog
 def _reference_space(
     reference: Any, p: Path
 ) -> tuple[np.ndarray, tuple[int, int, int], tuple[float, float, float]]:
-    """Return (affine, dimensions, voxel_sizes) from a Tractogram, NiftiImage or NIfTI path."""
+    """Return (affine, dimensions, voxel_sizes) from a Tractogram, NiftiImage or a file path."""
     from medshared.io.nifti import NiftiImage, read_nifti
 
     if isinstance(reference, str | Path):
-        reference = read_nifti(reference)
+        ref_path = Path(reference)
+        if ref_path.suffix.lower() in (".trk", ".trx"):
+            reference = read_streamlines(ref_path)
+        else:
+            reference = read_nifti(ref_path)
     if isinstance(reference, Tractogram):
         if reference.affine is None or reference.dimensions is None:
             raise MedsharedError(
@@ -202,7 +232,7 @@ def _reference_space(
         dims = tuple(int(d) for d in reference.data.shape[:3])
         return affine, dims, tuple(float(z) for z in reference.zooms[:3])  # type: ignore[return-value]
     raise MedsharedError(
-        f"{_KIND} file {p}: reference must be a Tractogram, NiftiImage or NIfTI path, "
+        f"{_KIND} file {p}: reference must be a Tractogram, NiftiImage or file path, "
         f"got {type(reference).__name__}"
     )
 
@@ -224,8 +254,8 @@ def write_streamlines(
         ``(N_i, 3)`` arrays of RAS+ world coordinates in mm (stored as float32).
     reference : Tractogram, NiftiImage, str or PathLike, optional
         Reference space (affine, dimensions, voxel sizes): a read ``.trk``/``.trx``
-        :class:`Tractogram`, a :class:`~medshared.io.nifti.NiftiImage` or the path of a NIfTI
-        file. Required for ``.trk`` and ``.trx``; ignored for ``.tck``.
+        :class:`Tractogram`, a :class:`~medshared.io.nifti.NiftiImage`, or the path of a NIfTI,
+        ``.trk`` or ``.trx`` file. Required for ``.trk`` and ``.trx``; ignored for ``.tck``.
     allow_nonfinite : bool
         NaN/inf coordinates are rejected unless True.
 
@@ -249,7 +279,7 @@ def write_streamlines(
         check_finite(np.concatenate(arrays), p, _KIND)
     tractogram = _NibTractogram(arrays, affine_to_rasmm=np.eye(4))
     if suffix == ".tck":
-        with atomic_path(p) as tmp:
+        with reraise_write_errors(p, _KIND), atomic_path(p) as tmp:
             nib.streamlines.save(tractogram, str(tmp))
         return
     if reference is None:
@@ -265,7 +295,7 @@ def write_streamlines(
             Field.VOXEL_SIZES: np.asarray(vox, dtype=np.float32),
             Field.VOXEL_ORDER: "".join(aff2axcodes(affine)),
         }
-        with atomic_path(p) as tmp:
+        with reraise_write_errors(p, _KIND), atomic_path(p) as tmp:
             nib.streamlines.save(tractogram, str(tmp), header=header)
         return
     tmm = require("trx.trx_file_memmap", "trx")
@@ -274,10 +304,12 @@ def write_streamlines(
     ref_header.set_zooms(vox)
     ref_header.set_sform(affine, code=1)
     ref_header.set_qform(affine, code=1)
-    trx = tmm.TrxFile.from_tractogram(tractogram, reference=ref_header)
-    try:
-        trx.header["VOXEL_TO_RASMM"] = affine.tolist()
-        with atomic_path(p) as tmp:
-            tmm.save(trx, str(tmp))
-    finally:
-        trx.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # trx-python's own temporary folders
+        trx = tmm.TrxFile.from_tractogram(tractogram, reference=ref_header)
+        try:
+            trx.header["VOXEL_TO_RASMM"] = affine.tolist()
+            with reraise_write_errors(p, _KIND), atomic_path(p) as tmp:
+                tmm.save(trx, str(tmp))
+        finally:
+            trx.close()
