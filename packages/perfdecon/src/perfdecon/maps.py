@@ -1,0 +1,325 @@
+"""Perfusion parameter maps from deconvolved residues, relative CBF and core masks.
+
+Units and scaling (the convention of Fieselmann 2011 / most CT perfusion software):
+
+* tissue and arterial curves are concentrations in the same units (HU enhancement for CT,
+  delta R2* in 1/s for DSC); ``k(t) = F R(t)`` from :func:`perfdecon.deconvolution.deconvolve`
+  is in 1/s (mL blood / mL tissue / s);
+* ``CBF = 6000 * kH / rho * max_t k(t)``            [mL / 100 g / min]
+* ``CBV = 100 * kH / rho * int c(t) dt / int c_a(t) dt``  [mL / 100 g] (trapezoidal integrals in
+  seconds, so ``dt`` is honoured; CBV is an area ratio, not a sum)
+* ``MTT = 60 * CBV / CBF``                             [s]
+* ``Tmax = dt * argmax_t k(t)``                        [s] (plus :func:`soft_tmax`)
+* ``TTP = dt * argmax_t c(t)``                         [s] from the first frame
+
+with ``rho = 1.04 g/mL`` brain density and ``kH = (1 - H_large) / (1 - H_small) = 0.73`` the
+hematocrit correction.  Set ``rho = 1`` and ``hematocrit_factor = 1`` for raw units.
+Maps are zero outside ``mask``; inside it they are finite (CBF, CBV >= 0, MTT clipped to
+``[0, T dt]``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from perfdecon.deconvolution import deconvolve
+from perfdecon.errors import PerfdeconError
+
+MIN_FRAMES = 10
+
+
+@dataclass
+class PerfusionMaps:
+    """Perfusion maps, each ``(Z, Y, X)`` torch tensors (zero outside the mask).
+
+    Attributes
+    ----------
+    cbf: mL/100 g/min.  cbv: mL/100 g.  mtt: s.  tmax: s (residue peak time).  ttp: s (tissue
+    curve peak time from the first frame).  kmax: residue peak ``max k`` in 1/s.
+    mask: bool ``(Z, Y, X)`` voxels that were deconvolved.
+    """
+
+    cbf: torch.Tensor
+    cbv: torch.Tensor
+    mtt: torch.Tensor
+    tmax: torch.Tensor
+    ttp: torch.Tensor
+    kmax: torch.Tensor
+    mask: torch.Tensor
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        """Maps by name (``cbf``, ``cbv``, ``mtt``, ``tmax``, ``ttp``, ``kmax``)."""
+        return {
+            "cbf": self.cbf,
+            "cbv": self.cbv,
+            "mtt": self.mtt,
+            "tmax": self.tmax,
+            "ttp": self.ttp,
+            "kmax": self.kmax,
+        }
+
+
+def _as_tensor(x, name: str, dtype=None, device=None) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        try:
+            t = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise PerfdeconError(f"{name} is not array-like: {exc}") from exc
+    if dtype is not None:
+        t = t.to(dtype)
+    if device is not None:
+        t = t.to(device)
+    return t
+
+
+def check_series(ctc: torch.Tensor, aif: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Validate a ``(Z, Y, X, T)`` series, its ``(T,)`` AIF and a ``(Z, Y, X)`` mask.
+
+    Returns the boolean mask (all voxels when ``mask`` is None).  NaN/inf in the curves is
+    checked when they are extracted (inside the mask only).
+    """
+    if ctc.ndim != 4:
+        raise PerfdeconError(
+            f"concentration series must be 4D (Z, Y, X, T), got {ctc.ndim}D {tuple(ctc.shape)}"
+        )
+    if ctc.shape[-1] < MIN_FRAMES:
+        raise PerfdeconError(
+            f"series has {ctc.shape[-1]} frames; at least {MIN_FRAMES} are needed for deconvolution"
+        )
+    if aif.ndim != 1 or aif.shape[0] != ctc.shape[-1]:
+        raise PerfdeconError(
+            f"aif must have shape (T,) = ({ctc.shape[-1]},), got {tuple(aif.shape)}"
+        )
+    if mask is None:
+        return torch.ones(ctc.shape[:3], dtype=torch.bool, device=ctc.device)
+    if tuple(mask.shape) != tuple(ctc.shape[:3]):
+        raise PerfdeconError(
+            f"mask shape {tuple(mask.shape)} does not match the series' spatial shape "
+            f"{tuple(ctc.shape[:3])} (Z, Y, X)"
+        )
+    m = mask.to(ctc.device).bool()
+    if not bool(m.any()):
+        raise PerfdeconError("mask is empty: no voxel to analyse")
+    return m
+
+
+def _masked_curves(ctc: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``(n, T)`` curves of the mask's voxels; NaN/inf there is an error."""
+    curves = ctc[m]
+    with torch.no_grad():
+        if not bool(torch.isfinite(curves).all()):
+            raise PerfdeconError("concentration series contains NaN or inf inside the mask")
+    return curves
+
+
+def soft_tmax(k: torch.Tensor, dt: float, temperature: float = 0.05) -> torch.Tensor:
+    """Differentiable Tmax: ``sum_j t_j softmax(k_j / (temperature * max|k|))`` in seconds.
+
+    Parameters
+    ----------
+    k:
+        Residues ``(..., T)``.
+    temperature:
+        Softmax temperature relative to the peak height; -> 0 recovers ``argmax``.
+    """
+    scale = k.detach().abs().amax(-1, keepdim=True).clamp_min(1e-12) * temperature
+    w = torch.softmax(k / scale, dim=-1)
+    t = torch.arange(k.shape[-1], dtype=k.dtype, device=k.device) * dt
+    return (w * t).sum(-1)
+
+
+def compute_maps(
+    ctc: torch.Tensor,
+    aif: torch.Tensor,
+    dt: float,
+    *,
+    method: str = "tikhonov",
+    matrix: str = "volterra",
+    lambda_rel: float = 0.3,
+    mask: torch.Tensor | None = None,
+    rho: float = 1.04,
+    hematocrit_factor: float = 0.73,
+    threshold: float | None = None,
+    osvd_target: float = 0.035,
+) -> PerfusionMaps:
+    """All perfusion maps of a concentration series.
+
+    Parameters
+    ----------
+    ctc:
+        Concentration series ``(Z, Y, X, T)`` (baseline-subtracted; torch tensor or array).
+    aif:
+        Arterial curve ``(T,)`` in the same units.
+    dt:
+        Frame interval (s).
+    method, matrix, lambda_rel, threshold, osvd_target:
+        See :func:`perfdecon.deconvolution.deconvolve`.
+    mask:
+        Boolean ``(Z, Y, X)``; only these voxels are deconvolved (default: all).
+    rho, hematocrit_factor:
+        Tissue density (g/mL) and hematocrit correction ``kH`` (see module docstring).
+
+    Returns
+    -------
+    PerfusionMaps
+        Differentiable w.r.t. ``ctc`` and ``aif`` (except the argmax-based Tmax/TTP).
+    """
+    ctc = _as_tensor(ctc, "ctc")
+    if not ctc.is_floating_point():
+        ctc = ctc.float()
+    aif = _as_tensor(aif, "aif", dtype=ctc.dtype, device=ctc.device)
+    if mask is not None:
+        mask = _as_tensor(mask, "mask")
+    m = check_series(ctc, aif, mask)
+    shape = ctc.shape[:3]
+    n_t = ctc.shape[-1]
+    curves = _masked_curves(ctc, m)  # (n, T)
+    k = deconvolve(
+        aif,
+        curves,
+        dt,
+        method=method,
+        matrix=matrix,
+        lambda_rel=lambda_rel,
+        threshold=threshold,
+        osvd_target=osvd_target,
+    )
+    scale = hematocrit_factor / rho
+    kmax = k.amax(-1)
+    cbf = (6000.0 * scale * kmax).clamp_min(0.0)
+    area_a = torch.trapezoid(aif, dx=dt)
+    if float(area_a) <= 0:
+        raise PerfdeconError("aif has a non-positive area; it must be a positive bolus curve")
+    cbv = (100.0 * scale * torch.trapezoid(curves, dx=dt, dim=-1) / area_a).clamp_min(0.0)
+    safe_cbf = torch.where(cbf > 1e-6, cbf, torch.ones_like(cbf))
+    mtt = torch.where(cbf > 1e-6, 60.0 * cbv / safe_cbf, torch.zeros_like(cbf))
+    mtt = mtt.clamp(0.0, n_t * dt)
+    tmax = k.argmax(-1).to(ctc.dtype) * dt
+    ttp = curves.argmax(-1).to(ctc.dtype) * dt
+
+    def scatter(v: torch.Tensor) -> torch.Tensor:
+        out = v.new_zeros(shape)
+        return out.index_put((m,), v) if v.requires_grad else out.masked_scatter(m, v)
+
+    return PerfusionMaps(
+        cbf=scatter(cbf),
+        cbv=scatter(cbv),
+        mtt=scatter(mtt),
+        tmax=scatter(tmax),
+        ttp=scatter(ttp),
+        kmax=scatter(kmax),
+        mask=m,
+    )
+
+
+def relative_cbf(
+    cbf: torch.Tensor, brain_mask: torch.Tensor, reference: str = "median"
+) -> torch.Tensor:
+    """CBF divided by a healthy reference value (unitless, 0 outside the mask).
+
+    Parameters
+    ----------
+    cbf:
+        ``(Z, Y, X)`` CBF map.
+    brain_mask:
+        Boolean ``(Z, Y, X)``.
+    reference:
+        ``"median"``: median CBF over the whole brain mask (robust as long as the lesion covers
+        less than half the brain; the default).  ``"contralateral"``: median CBF of the
+        hemisphere (split at the mask's centroid along X) with the higher median CBF, taken as
+        the healthy side.
+    """
+    brain_mask = _as_tensor(brain_mask, "brain_mask").to(cbf.device).bool()
+    if tuple(brain_mask.shape) != tuple(cbf.shape):
+        raise PerfdeconError(
+            f"brain mask shape {tuple(brain_mask.shape)} does not match CBF {tuple(cbf.shape)}"
+        )
+    if not bool(brain_mask.any()):
+        raise PerfdeconError("brain mask is empty")
+    if reference == "median":
+        ref = cbf[brain_mask].median()
+    elif reference == "contralateral":
+        xs = torch.nonzero(brain_mask)[:, -1].to(cbf.dtype)
+        cx = xs.mean()
+        xgrid = torch.arange(cbf.shape[-1], device=cbf.device, dtype=cbf.dtype)
+        left = brain_mask & (xgrid < cx)
+        right = brain_mask & (xgrid >= cx)
+        if not (bool(left.any()) and bool(right.any())):
+            raise PerfdeconError("cannot split the brain mask into two hemispheres along X")
+        ref = torch.maximum(cbf[left].median(), cbf[right].median())
+    else:
+        raise PerfdeconError(f"reference must be 'median' or 'contralateral', got {reference!r}")
+    if float(ref) <= 0:
+        raise PerfdeconError("reference CBF is not positive; check the AIF and the brain mask")
+    return torch.where(brain_mask, cbf / ref, torch.zeros_like(cbf))
+
+
+def core_mask(
+    rcbf: torch.Tensor, *, soft: bool = False, threshold: float = 0.38, temperature: float = 0.02
+) -> torch.Tensor:
+    """Ischaemic core from relative CBF.
+
+    Hard: ``rcbf < threshold`` (bool).  Soft: ``sigmoid((threshold - rcbf) / temperature)``
+    (float, differentiable), the paper's lesion probability.  Apply a brain mask yourself (rCBF
+    is 0 outside the brain, which the hard rule would count as core).
+    """
+    if soft:
+        return torch.sigmoid((threshold - rcbf) / temperature)
+    return rcbf < threshold
+
+
+def penumbra_mask(
+    tmax: torch.Tensor, core: torch.Tensor, brain_mask: torch.Tensor, threshold_s: float = 6.0
+) -> torch.Tensor:
+    """Penumbra: ``Tmax > threshold_s`` seconds inside the brain and outside the core (bool)."""
+    return (tmax > threshold_s) & brain_mask.bool() & ~core.bool()
+
+
+def soft_core_from_aif(
+    ctc: torch.Tensor,
+    aif: torch.Tensor,
+    dt: float,
+    brain_mask: torch.Tensor,
+    *,
+    lambda_rel: float = 0.3,
+    threshold: float = 0.38,
+    temperature: float = 0.02,
+) -> torch.Tensor:
+    """Core probability ``(Z, Y, X)`` differentiable in ``aif`` (the paper's Fig. 1 pipeline).
+
+    Tikhonov (``lambda_rel``) Volterra deconvolution of the brain voxels -> CBF -> rCBF against
+    the whole-brain median -> ``sigmoid((threshold - rCBF) / temperature)``; zero outside the
+    brain mask.  rCBF does not depend on the AIF's scale, only on its shape and timing.
+    """
+    ctc = _as_tensor(ctc, "ctc")
+    if not ctc.is_floating_point():
+        ctc = ctc.float()
+    aif = _as_tensor(aif, "aif", device=ctc.device).to(ctc.dtype)
+    brain_mask = _as_tensor(brain_mask, "brain_mask")
+    m = check_series(ctc, aif, brain_mask)
+    k = deconvolve(
+        aif, _masked_curves(ctc, m), dt, method="tikhonov", matrix="volterra", lambda_rel=lambda_rel
+    )
+    cbf = k.amax(-1)
+    ref = cbf.median()
+    if float(ref.detach()) <= 0:
+        ref = cbf.abs().mean().clamp_min(1e-12)
+    prob = torch.sigmoid((threshold - cbf / ref) / temperature)
+    return prob.new_zeros(m.shape).index_put((m,), prob)
+
+
+__all__ = [
+    "MIN_FRAMES",
+    "PerfusionMaps",
+    "check_series",
+    "compute_maps",
+    "core_mask",
+    "penumbra_mask",
+    "relative_cbf",
+    "soft_core_from_aif",
+    "soft_tmax",
+]

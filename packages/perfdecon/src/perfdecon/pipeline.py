@@ -1,0 +1,228 @@
+"""Whole-case pipeline: raw series -> concentration -> AIF -> maps -> rCBF, core, penumbra.
+
+Axes are ``(Z, Y, X, T)`` throughout (the CLI transposes NIfTI's ``(X, Y, Z, T)``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from perfdecon.aif import AifResult, aif_from_mask, auto_aif
+from perfdecon.errors import PerfdeconError
+
+
+@dataclass
+class PipelineConfig:
+    """Settings of one run (saved in ``summary.json``).
+
+    Attributes
+    ----------
+    method, matrix, lambda_rel: deconvolution (see :func:`perfdecon.deconvolution.deconvolve`).
+    modality: ``"ct"`` (HU) or ``"dsc"`` (MR signal, needs ``te`` in s).
+    smooth_xy: in-plane Gaussian sigma in voxels (0 = off).  smooth_t: temporal sigma in frames.
+    reference: rCBF reference, ``"median"`` (whole brain) or ``"contralateral"``.
+    core_threshold: rCBF cut-off of the core (0.38).  penumbra_tmax: Tmax cut-off in s (6).
+    rho, hematocrit_factor: see :mod:`perfdecon.maps`.
+    """
+
+    method: str = "tikhonov"
+    matrix: str = "volterra"
+    lambda_rel: float = 0.3
+    modality: str = "ct"
+    te: float | None = None
+    smooth_xy: float = 1.5
+    smooth_t: float = 1.0
+    reference: str = "median"
+    core_threshold: float = 0.38
+    penumbra_tmax: float = 6.0
+    rho: float = 1.04
+    hematocrit_factor: float = 0.73
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CaseResult:
+    """Outputs of :func:`run_case`; maps are float32 ``(Z, Y, X)`` numpy arrays.
+
+    cbf mL/100 g/min, cbv mL/100 g, mtt s, tmax s, ttp s, rcbf unitless; core, penumbra and
+    brain_mask bool; ctc the concentration series ``(Z, Y, X, T)`` float32; timings in s.
+    """
+
+    cbf: np.ndarray
+    cbv: np.ndarray
+    mtt: np.ndarray
+    tmax: np.ndarray
+    ttp: np.ndarray
+    rcbf: np.ndarray
+    core: np.ndarray
+    penumbra: np.ndarray
+    brain_mask: np.ndarray
+    aif: AifResult
+    ctc: np.ndarray
+    config: PipelineConfig
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def apply_smoothing(conc: np.ndarray, config: PipelineConfig, brain: np.ndarray) -> np.ndarray:
+    """Spatio-temporal smoothing of the concentration inside the brain (no-op when off)."""
+    if config.smooth_xy > 0 or config.smooth_t > 0:
+        from perfdecon.preprocess import smooth
+
+        return smooth(conc, config.smooth_xy, config.smooth_t, mask=brain)
+    return conc
+
+
+def to_concentration(
+    series: np.ndarray, config: PipelineConfig, brain_mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw series -> (concentration ``(Z, Y, X, T)`` float32, brain mask ``(Z, Y, X)``).
+
+    Not smoothed (see :func:`apply_smoothing`; the AIF is selected before smoothing, which
+    would blur the few-voxel-wide arteries).
+    """
+    from perfdecon import preprocess
+
+    s = np.asarray(series)
+    if s.ndim != 4:
+        raise PerfdeconError(f"perfusion series must be 4D (Z, Y, X, T), got shape {s.shape}")
+    from perfdecon.maps import MIN_FRAMES
+
+    if s.shape[-1] < MIN_FRAMES:
+        raise PerfdeconError(
+            f"series has {s.shape[-1]} frames; at least {MIN_FRAMES} are needed for deconvolution"
+        )
+    if not np.isfinite(s).all():
+        raise PerfdeconError("perfusion series contains NaN or inf values")
+    if brain_mask is None:
+        brain = preprocess.brain_mask(s, modality=config.modality)
+    else:
+        brain = np.asarray(brain_mask, bool)
+        if brain.shape != s.shape[:3]:
+            raise PerfdeconError(
+                f"brain mask shape {brain.shape} does not match the series' spatial shape "
+                f"{s.shape[:3]}"
+            )
+        if not brain.any():
+            raise PerfdeconError("brain mask is empty")
+    if config.modality == "ct":
+        conc = preprocess.ct_to_concentration(s, mask=brain)
+    elif config.modality == "dsc":
+        if config.te is None:
+            raise PerfdeconError("DSC modality needs the echo time TE: pass --te SECONDS")
+        conc = preprocess.dsc_to_concentration(s, config.te, mask=brain)
+    else:
+        raise PerfdeconError(f"modality must be 'ct' or 'dsc', got {config.modality!r}")
+    return conc, brain
+
+
+def run_case(
+    series: np.ndarray,
+    dt: float,
+    *,
+    config: PipelineConfig | None = None,
+    aif: str | np.ndarray | AifResult = "auto",
+    aif_mask: np.ndarray | None = None,
+    brain_mask: np.ndarray | None = None,
+    is_concentration: bool = False,
+) -> CaseResult:
+    """Run the whole pipeline on one case.
+
+    Parameters
+    ----------
+    series:
+        ``(Z, Y, X, T)`` CT HU / DSC signal (or concentration if ``is_concentration``).
+    dt:
+        Frame interval (s).
+    aif:
+        ``"auto"``, ``"mask"`` (with ``aif_mask``), a ``(T,)`` curve, or an :class:`AifResult`.
+    brain_mask:
+        ``(Z, Y, X)`` bool; automatic when None.
+    """
+    import torch
+
+    from perfdecon.maps import compute_maps, core_mask, penumbra_mask, relative_cbf
+
+    cfg = config or PipelineConfig()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if is_concentration:
+        conc = np.asarray(series, np.float32)
+        if conc.ndim != 4:
+            raise PerfdeconError(f"series must be 4D (Z, Y, X, T), got shape {conc.shape}")
+        brain = (
+            np.ones(conc.shape[:3], bool) if brain_mask is None else np.asarray(brain_mask, bool)
+        )
+        if brain.shape != conc.shape[:3]:
+            raise PerfdeconError(f"brain mask shape {brain.shape} does not match {conc.shape[:3]}")
+    else:
+        conc, brain = to_concentration(series, cfg, brain_mask)
+    timings["preprocess"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    if isinstance(aif, AifResult):
+        chosen = aif
+    elif isinstance(aif, str) and aif == "auto":
+        chosen = auto_aif(conc, dt, brain)
+    elif isinstance(aif, str) and aif == "mask":
+        if aif_mask is None:
+            raise PerfdeconError("aif='mask' needs aif_mask")
+        chosen = aif_from_mask(conc, aif_mask, dt)
+    elif isinstance(aif, str):
+        raise PerfdeconError(f"aif must be 'auto', 'mask', a curve or an AifResult, got {aif!r}")
+    else:
+        curve = np.asarray(aif, np.float64)
+        chosen = AifResult(curve=curve, source="given")
+    if chosen.curve.shape != (conc.shape[-1],):
+        raise PerfdeconError(
+            f"AIF has {chosen.curve.shape} values but the series has {conc.shape[-1]} frames"
+        )
+    timings["aif"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    conc = apply_smoothing(conc, cfg, brain)
+    timings["smooth"] = time.perf_counter() - t2
+    t2 = time.perf_counter()
+    ctc_t = torch.from_numpy(np.ascontiguousarray(conc))
+    mask_t = torch.from_numpy(brain)
+    with torch.no_grad():
+        maps = compute_maps(
+            ctc_t,
+            torch.from_numpy(chosen.curve).float(),
+            dt,
+            method=cfg.method,
+            matrix=cfg.matrix,
+            lambda_rel=cfg.lambda_rel,
+            mask=mask_t,
+            rho=cfg.rho,
+            hematocrit_factor=cfg.hematocrit_factor,
+        )
+        rcbf = relative_cbf(maps.cbf, mask_t, cfg.reference)
+        core = core_mask(rcbf, threshold=cfg.core_threshold) & mask_t
+        pen = penumbra_mask(maps.tmax, core, mask_t, cfg.penumbra_tmax)
+    timings["maps"] = time.perf_counter() - t2
+    timings["total"] = time.perf_counter() - t0
+
+    def np32(x):
+        return x.numpy().astype(np.float32)
+
+    return CaseResult(
+        cbf=np32(maps.cbf),
+        cbv=np32(maps.cbv),
+        mtt=np32(maps.mtt),
+        tmax=np32(maps.tmax),
+        ttp=np32(maps.ttp),
+        rcbf=np32(rcbf),
+        core=core.numpy(),
+        penumbra=pen.numpy(),
+        brain_mask=brain,
+        aif=chosen,
+        ctc=conc,
+        config=cfg,
+        timings=timings,
+    )
+
+
+__all__ = ["CaseResult", "PipelineConfig", "apply_smoothing", "run_case", "to_concentration"]

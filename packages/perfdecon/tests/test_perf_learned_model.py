@@ -1,0 +1,93 @@
+"""Learned AIF: AIFNet, soft-Dice loss, gradient flow through the deconvolution, SGD progress."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medshared.metrics import soft_dice as np_soft_dice
+from perfdecon.data import PhantomDataset
+from perfdecon.losses import SoftDiceLoss, soft_dice, soft_dice_loss
+from perfdecon.models import AIFNet, AIFNetConfig
+from perfdecon.train import case_loss
+
+N_T, N_Z, SIZE = 20, 2, 32
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return PhantomDataset(1, seed=1, size=SIZE, n_slices=N_Z, n_frames=N_T)[0]
+
+
+def test_aifnet_shapes_config_and_slice_invariance():
+    torch.manual_seed(0)
+    net = AIFNet(N_T, N_Z, channels_3d=(4,), channels_2d=(8, 8), dropout=0.0).eval()
+    for z in (2, 3, 8):
+        x = torch.randn(3, N_T, z, 24, 20)
+        out = net(x)
+        assert out.shape == (3, N_T)
+        assert torch.isfinite(out).all()
+        # Batch elements are independent.
+        torch.testing.assert_close(net(x[1:2])[0], out[1], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="T=20"):
+        net(torch.zeros(1, N_T + 1, 2, 8, 8))
+    cfg = net.config
+    assert AIFNetConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown"):
+        AIFNetConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+    # Non-negative option: softplus output.
+    nn_net = AIFNet(N_T, N_Z, non_negative=True).eval()
+    assert (nn_net(torch.randn(2, N_T, 2, 16, 16)) > 0).all()
+
+
+def test_soft_dice_matches_medshared():
+    rng = np.random.default_rng(0)
+    for shape in [(7,), (4, 5), (2, 6, 5)]:
+        p = rng.random(shape)
+        t = (rng.random(shape) > 0.6).astype(float)
+        got = soft_dice(torch.from_numpy(p), torch.from_numpy(t)).item()
+        assert got == pytest.approx(np_soft_dice(p, t), rel=1e-12)
+        assert soft_dice_loss(torch.from_numpy(p), torch.from_numpy(t)).item() == pytest.approx(
+            1 - got
+        )
+        m = rng.random(shape) > 0.3
+        masked = soft_dice(
+            torch.from_numpy(p), torch.from_numpy(t), mask=torch.from_numpy(m)
+        ).item()
+        assert masked == pytest.approx(np_soft_dice(p * m, t * m), rel=1e-12)
+    assert SoftDiceLoss()(torch.ones(4), torch.ones(4)).item() == pytest.approx(0.0, abs=1e-6)
+    assert SoftDiceLoss()(torch.zeros(4), torch.zeros(4)).item() == pytest.approx(0.0, abs=1e-6)
+    assert SoftDiceLoss(eps=0)(torch.ones(4), torch.zeros(4)).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        soft_dice(torch.ones(3), torch.ones(4))
+
+
+def test_gradient_reaches_every_weight_through_deconvolution(sample):
+    torch.manual_seed(0)
+    net = AIFNet(N_T, N_Z, channels_3d=(8,), channels_2d=(8,), dropout=0.0)
+    loss, _, aif = case_loss(net, sample, "cpu")
+    assert aif.shape == (N_T,)
+    loss.backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_sgd_steps_reduce_soft_dice_loss(sample):
+    # Measured: 0.997 -> ~0.71 in 12 steps (the true AIF scores 0.706 on this case).
+    torch.manual_seed(3)
+    net = AIFNet(N_T, N_Z, channels_3d=(8,), channels_2d=(8,), dropout=0.0)
+    opt = torch.optim.SGD(net.parameters(), lr=0.2, momentum=0.9)
+    losses = []
+    for _ in range(12):
+        loss, _, _ = case_loss(net, sample, "cpu")
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+    final, _, _ = case_loss(net, sample, "cpu")
+    assert losses[0] > 0.95
+    assert final.item() < 0.85, losses

@@ -1,0 +1,130 @@
+"""Learned AIF training: run folder, exact resume, configuration errors, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from perfdecon.checkpoint import load_aif_model
+from perfdecon.errors import PerfdeconError
+from perfdecon.train import TrainConfig, main, train
+
+TINY = dict(
+    data="phantom",
+    cases=3,
+    size=32,
+    n_slices=2,
+    n_frames=20,
+    folds=3,
+    fold=1,
+    lr=0.05,
+    channels_3d=(4,),
+    channels_2d=(8,),
+    dropout=0.1,
+    device="cpu",
+    progress=False,
+    seed=11,
+)
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    full = train(TrainConfig(**TINY, epochs=2, out=str(tmp_path / "full")))
+    assert full.epochs_done == 2 and full.steps == 4  # 2 training cases x 2 epochs
+    run = tmp_path / "resumed"
+    first = train(TrainConfig(**TINY, epochs=1, out=str(run)))
+    assert first.steps == 2
+    with pytest.raises(PerfdeconError, match="--resume"):
+        train(TrainConfig(**TINY, epochs=2, out=str(run)))
+    with pytest.raises(PerfdeconError, match="different configuration.*lr"):
+        train(TrainConfig(**{**TINY, "lr": 0.1}, epochs=2, out=str(run), resume=True))
+    resumed = train(TrainConfig(**TINY, epochs=2, out=str(run), resume=True))
+    assert resumed.steps == 4
+    a, b = _weights(full.model), _weights(resumed.model)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+    def strip(history):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+    assert strip(resumed.history) == strip(full.history)
+
+    # Run folder: config, metrics and a checkpoint that rebuilds the trained model.
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["train_config"]["seed"] == 11 and cfg["model_config"]["n_frames"] == 20
+    assert cfg["val_cases"] and not set(cfg["val_cases"]) & set(cfg["train_cases"])
+    metrics = json.loads((run / "metrics.json").read_text())["history"]
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert all(0 <= m["val_dice"] <= 1 and 0 <= m["train_loss"] <= 1 for m in metrics)
+    model, meta = load_aif_model(run / "checkpoint.safetensors")
+    assert meta["epoch"] == 2 and meta["step"] == 4 and meta["seed"] == 11
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, b[k])
+    assert not list(run.glob("*.part*"))
+
+
+def test_train_config_errors(tmp_path):
+    bad = [
+        dict(data="mri"),
+        dict(data="isles"),
+        dict(epochs=0),
+        dict(lr=-1.0),
+        dict(folds=3, fold=3),
+        dict(device="tpu"),
+    ]
+    for kw in bad:
+        with pytest.raises(PerfdeconError):
+            TrainConfig(**{**TINY, **kw})
+    with pytest.raises(PerfdeconError, match="no case_N|does not exist"):
+        train(
+            TrainConfig(
+                **{**TINY, "data": "isles", "data_dir": str(tmp_path)}, out=str(tmp_path / "r")
+            )
+        )
+    with pytest.raises(PerfdeconError, match="folds"):
+        train(TrainConfig(**{**TINY, "cases": 2, "folds": 3, "fold": 0}, out=str(tmp_path / "r2")))
+
+
+def test_cli_errors_and_flags(tmp_path, capsys):
+    assert main(["--data", "isles", "--out", str(tmp_path / "x")]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert main(["--data", "phantom", "extra", "--out", str(tmp_path / "y")]) == 2
+    assert "--data takes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--device", "tpu"])
+    out = tmp_path / "cli"
+    rc = main(
+        [
+            "--data",
+            "phantom",
+            "--cases",
+            "2",
+            "--size",
+            "32",
+            "--slices",
+            "2",
+            "--frames",
+            "16",
+            "--epochs",
+            "1",
+            "--folds",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--seed",
+            "3",
+        ]
+    )
+    assert rc == 0
+    assert "trained 1 epochs (2 steps)" in capsys.readouterr().out
+    cfg = json.loads((out / "config.json").read_text())["train_config"]
+    assert cfg["n_frames"] == 16 and cfg["folds"] == 1 and not cfg["progress"]
+    # config.json alone rebuilds the run's configuration.
+    assert TrainConfig(**cfg).to_dict() == cfg
