@@ -1,0 +1,160 @@
+"""Multi-level separable decompositions of a 3D block ``(Z, Y, X)`` and their subband layout.
+
+Two structures are supported:
+
+* **dyadic**: at level ``l = 1, 2, ...`` every axis whose level budget is ``>= l`` is split once,
+  inside the current low-pass region (Mallat layout, low band first along each axis);
+* **packet** (slice axis): the slice axis ``Z`` is first decomposed on its own with its full level
+  budget, then every resulting z-band is decomposed dyadically in ``(Y, X)``.
+
+Subbands are returned as boxes ``(z0, z1, y0, y1, x0, x1)`` with a scan rank: 0 for the final
+low-pass band, then ``100 - level`` (coarse details before fine ones). The coder scans subbands by
+increasing rank and, inside a box, in C (raster) order ``z, then y, then x``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+
+from wdrcodec.lifting import lift_region
+
+
+@dataclass(frozen=True)
+class Subband:
+    """One subband box of a block: ``rank`` orders the scan (lower first)."""
+
+    rank: int
+    box: tuple[int, int, int, int, int, int]
+
+    @property
+    def size(self) -> int:
+        z0, z1, y0, y1, x0, x1 = self.box
+        return (z1 - z0) * (y1 - y0) * (x1 - x0)
+
+
+def axis_levels(shape: tuple[int, ...], levels: int, transform_z: bool = True) -> tuple[int, ...]:
+    """Per-axis level budget: ``min(levels, floor(log2 n) - 1)``, at least 0.
+
+    An axis of 8-15 samples gets 2 levels, 4-7 gets 1, 1-3 gets none, so the last low band keeps
+    at least 2 samples. ``transform_z=False`` leaves axis 0 untransformed (2D coding of slices).
+    """
+    out = []
+    for a, n in enumerate(shape):
+        lv = 0 if n < 2 else max(0, int(np.floor(np.log2(n))) - 1)
+        if a == 0 and not transform_z:
+            lv = 0
+        out.append(min(levels, lv))
+    return tuple(out)
+
+
+def _dyadic_steps(shape: tuple[int, int, int], lv: tuple[int, int, int]):
+    """Yield ``(level, axes, cur_sizes)`` for each dyadic level, before the split."""
+    cur = list(shape)
+    for level in range(1, max(lv, default=0) + 1):
+        axes = [a for a in range(3) if lv[a] >= level]
+        yield level, axes, tuple(cur)
+        for a in axes:
+            cur[a] = (cur[a] + 1) // 2
+
+
+def _dyadic_subbands(
+    shape: tuple[int, int, int], lv: tuple[int, int, int], origin=(0, 0, 0)
+) -> list[Subband]:
+    bands: list[Subband] = []
+    for level, axes, cur in _dyadic_steps(shape, lv):
+        for mask in product((0, 1), repeat=len(axes)):
+            if not any(mask):
+                continue
+            box = []
+            for a in range(3):
+                n = cur[a]
+                if a in axes:
+                    half = (n + 1) // 2
+                    lo, hi = (half, n) if mask[axes.index(a)] else (0, half)
+                else:
+                    lo, hi = 0, n
+                box += [origin[a] + lo, origin[a] + hi]
+            bands.append(Subband(100 - level, tuple(box)))
+    final = list(shape)
+    for _level, axes, _cur in _dyadic_steps(shape, lv):
+        for a in axes:
+            final[a] = (final[a] + 1) // 2
+    ll = []
+    for a in range(3):
+        ll += [origin[a], origin[a] + final[a]]
+    bands.insert(0, Subband(0, tuple(ll)))
+    return [b for b in bands if b.size > 0]
+
+
+def subbands(shape: tuple[int, int, int], lv: tuple[int, int, int], packet: bool) -> list[Subband]:
+    """Subband boxes of a block of ``shape`` decomposed with per-axis levels ``lv``."""
+    if not packet or lv[0] == 0:
+        return _dyadic_subbands(shape, lv)
+    # z-bands of a 1D dyadic decomposition of axis 0
+    zbands = []  # (level, z0, z1); level = lv[0] + 1 for the z low band
+    n = shape[0]
+    for level in range(1, lv[0] + 1):
+        half = (n + 1) // 2
+        zbands.append((level, half, n))
+        n = half
+    zbands.append((lv[0] + 1, 0, n))
+    spatial = _dyadic_subbands((1, shape[1], shape[2]), (0, lv[1], lv[2]))
+    out = []
+    slv = max(lv[1], lv[2])
+    for zl, z0, z1 in zbands:
+        for sb in spatial:
+            s_level = slv + 1 if sb.rank == 0 else 100 - sb.rank
+            both_low = zl == lv[0] + 1 and sb.rank == 0
+            rank = 0 if both_low else 100 - min(zl, s_level)
+            _, _, y0, y1, x0, x1 = sb.box
+            out.append(Subband(rank, (z0, z1, y0, y1, x0, x1)))
+    return [b for b in out if b.size > 0]
+
+
+def forward(
+    block: np.ndarray, lv: tuple[int, int, int], lossless: bool, packet: bool, copy: bool = True
+) -> np.ndarray:
+    """Decompose a ``(Z, Y, X)`` block; float64 (CDF 9/7) or int64 (LeGall 5/3) output.
+
+    With ``copy=False`` a C-contiguous input of the output dtype is transformed in place.
+    """
+    dt = np.int64 if lossless else np.float64
+    out = np.array(block, dtype=dt) if copy else np.ascontiguousarray(block, dtype=dt)
+    if packet and lv[0] > 0:
+        _dyadic_forward(out, (lv[0], 0, 0), lossless)
+        _dyadic_forward(out, (0, lv[1], lv[2]), lossless)
+    else:
+        _dyadic_forward(out, lv, lossless)
+    return out
+
+
+def inverse(
+    coef: np.ndarray, lv: tuple[int, int, int], lossless: bool, packet: bool, copy: bool = True
+) -> np.ndarray:
+    """Inverse of :func:`forward` (``copy=False``: in place when possible)."""
+    dt = np.int64 if lossless else np.float64
+    out = np.array(coef, dtype=dt) if copy else np.ascontiguousarray(coef, dtype=dt)
+    if packet and lv[0] > 0:
+        _dyadic_inverse(out, (0, lv[1], lv[2]), lossless)
+        _dyadic_inverse(out, (lv[0], 0, 0), lossless)
+    else:
+        _dyadic_inverse(out, lv, lossless)
+    return out
+
+
+def _dyadic_forward(arr: np.ndarray, lv, lossless: bool) -> None:
+    for _level, axes, cur in _dyadic_steps(arr.shape, lv):
+        region = arr[: cur[0], : cur[1], : cur[2]]
+        for a in axes:
+            lift_region(region, a, lossless, True)
+
+
+def _dyadic_inverse(arr: np.ndarray, lv, lossless: bool) -> None:
+    steps = list(_dyadic_steps(arr.shape, lv))
+    for _level, axes, cur in reversed(steps):
+        region = arr[: cur[0], : cur[1], : cur[2]]
+        for a in reversed(axes):
+            lift_region(region, a, lossless, False)

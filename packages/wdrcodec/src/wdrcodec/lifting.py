@@ -1,0 +1,249 @@
+"""Numba kernels for the lifting wavelets of :mod:`wdrcodec.wavelets` (same maths, in place).
+
+Each kernel lifts along axis 1 of a 4D view ``v`` of shape ``(P, N, Q1, Q2)``; the other axes
+are batch axes, so one kernel serves every axis of a 3D region (see :func:`lift_region`). Output
+layout along the axis: low band (``ceil(N/2)``) then high band (``floor(N/2)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from wdrcodec.wavelets import ALPHA, BETA, DELTA, GAMMA, HIGH_SCALE, LOW_SCALE
+
+
+@njit(cache=True)
+def _right(i, ns):
+    return i + 1 if i + 1 < ns else i
+
+
+@njit(cache=True)
+def _lc(i, nd):
+    left = i - 1 if i >= 1 else 0
+    cur = i if i < nd else nd - 1
+    return left, cur
+
+
+_F4 = "void(float64[:, :, :, :], float64[:, :])"
+_I4 = "void(int64[:, :, :, :], int64[:, :])"
+
+# The 4D kernels work on one (N, Q2) slab at a time (fixed p and a), so the working set of a
+# lifting step stays in cache even when the lifted axis is the slowest one.
+
+
+@njit(_F4, cache=True)
+def _fwd97(v, tmp):
+    P, N, Q1, Q2 = v.shape
+    ns = (N + 1) // 2
+    nd = N // 2
+    for p in range(P):
+        for a in range(Q1):
+            for i in range(N):
+                j = (i >> 1) if (i & 1) == 0 else ns + (i >> 1)
+                for b in range(Q2):
+                    tmp[j, b] = v[p, i, a, b]
+            for coef_d, coef_s in ((ALPHA, BETA), (GAMMA, DELTA)):
+                for i in range(nd):
+                    r = _right(i, ns)
+                    for b in range(Q2):
+                        tmp[ns + i, b] += coef_d * (tmp[i, b] + tmp[r, b])
+                for i in range(ns):
+                    left, cur = _lc(i, nd)
+                    for b in range(Q2):
+                        tmp[i, b] += coef_s * (tmp[ns + left, b] + tmp[ns + cur, b])
+            for i in range(N):
+                sc = LOW_SCALE if i < ns else HIGH_SCALE
+                for b in range(Q2):
+                    v[p, i, a, b] = tmp[i, b] * sc
+
+
+@njit(_F4, cache=True)
+def _inv97(v, tmp):
+    P, N, Q1, Q2 = v.shape
+    ns = (N + 1) // 2
+    nd = N // 2
+    for p in range(P):
+        for a in range(Q1):
+            for i in range(N):
+                sc = 1.0 / LOW_SCALE if i < ns else 1.0 / HIGH_SCALE
+                for b in range(Q2):
+                    tmp[i, b] = v[p, i, a, b] * sc
+            for coef_d, coef_s in ((GAMMA, DELTA), (ALPHA, BETA)):
+                for i in range(ns):
+                    left, cur = _lc(i, nd)
+                    for b in range(Q2):
+                        tmp[i, b] -= coef_s * (tmp[ns + left, b] + tmp[ns + cur, b])
+                for i in range(nd):
+                    r = _right(i, ns)
+                    for b in range(Q2):
+                        tmp[ns + i, b] -= coef_d * (tmp[i, b] + tmp[r, b])
+            for i in range(N):
+                j = (i >> 1) if (i & 1) == 0 else ns + (i >> 1)
+                for b in range(Q2):
+                    v[p, i, a, b] = tmp[j, b]
+
+
+@njit(_I4, cache=True)
+def _fwd53(v, tmp):
+    P, N, Q1, Q2 = v.shape
+    ns = (N + 1) // 2
+    nd = N // 2
+    for p in range(P):
+        for a in range(Q1):
+            for i in range(N):
+                j = (i >> 1) if (i & 1) == 0 else ns + (i >> 1)
+                for b in range(Q2):
+                    tmp[j, b] = v[p, i, a, b]
+            for i in range(nd):
+                r = _right(i, ns)
+                for b in range(Q2):
+                    tmp[ns + i, b] -= (tmp[i, b] + tmp[r, b]) >> 1
+            for i in range(ns):
+                left, cur = _lc(i, nd)
+                for b in range(Q2):
+                    tmp[i, b] += (tmp[ns + left, b] + tmp[ns + cur, b] + 2) >> 2
+            for i in range(N):
+                for b in range(Q2):
+                    v[p, i, a, b] = tmp[i, b]
+
+
+@njit(_I4, cache=True)
+def _inv53(v, tmp):
+    P, N, Q1, Q2 = v.shape
+    ns = (N + 1) // 2
+    nd = N // 2
+    for p in range(P):
+        for a in range(Q1):
+            for i in range(N):
+                for b in range(Q2):
+                    tmp[i, b] = v[p, i, a, b]
+            for i in range(ns):
+                left, cur = _lc(i, nd)
+                for b in range(Q2):
+                    tmp[i, b] -= (tmp[ns + left, b] + tmp[ns + cur, b] + 2) >> 2
+            for i in range(nd):
+                r = _right(i, ns)
+                for b in range(Q2):
+                    tmp[ns + i, b] += (tmp[i, b] + tmp[r, b]) >> 1
+            for i in range(N):
+                j = (i >> 1) if (i & 1) == 0 else ns + (i >> 1)
+                for b in range(Q2):
+                    v[p, i, a, b] = tmp[j, b]
+
+
+_F3 = "void(float64[:, :, :], float64[:])"
+_I3 = "void(int64[:, :, :], int64[:])"
+
+
+@njit(_F3, cache=True)
+def _fwd97_lines(v, t):
+    """CDF 9/7 along the last (contiguous) axis of ``v`` ``(P, Q, N)``, one line at a time."""
+    P, Q, N = v.shape
+    ns = (N + 1) // 2
+    nd = N // 2
+    for p in range(P):
+        for q in range(Q):
+            for i in range(ns):
+                t[i] = v[p, q, 2 * i]
+            for i in range(nd):
+                t[ns + i] = v[p, q, 2 * i + 1]
+            for coef_d, coef_s in ((ALPHA, BETA), (GAMMA, DELTA)):
+                for i in range(nd):
+                    t[ns + i] += coef_d * (t[i] + t[_right(i, ns)])
+                for i in range(ns):
+                    left, cur = _lc(i, nd)
+                    t[i] += coef_s * (t[ns + left] + t[ns + cur])
+            for i in range(ns):
+                v[p, q, i] = t[i] * LOW_SCALE
+            for i in range(ns, N):
+                v[p, q, i] = t[i] * HIGH_SCALE
+
+
+@njit(_F3, cache=True)
+def _inv97_lines(v, t):
+    P, Q, N = v.shape
+    ns = (N + 1) // 2
+    nd = N // 2
+    for p in range(P):
+        for q in range(Q):
+            for i in range(ns):
+                t[i] = v[p, q, i] / LOW_SCALE
+            for i in range(ns, N):
+                t[i] = v[p, q, i] / HIGH_SCALE
+            for coef_d, coef_s in ((GAMMA, DELTA), (ALPHA, BETA)):
+                for i in range(ns):
+                    left, cur = _lc(i, nd)
+                    t[i] -= coef_s * (t[ns + left] + t[ns + cur])
+                for i in range(nd):
+                    t[ns + i] -= coef_d * (t[i] + t[_right(i, ns)])
+            for i in range(ns):
+                v[p, q, 2 * i] = t[i]
+            for i in range(nd):
+                v[p, q, 2 * i + 1] = t[ns + i]
+
+
+@njit(_I3, cache=True)
+def _fwd53_lines(v, t):
+    P, Q, N = v.shape
+    ns = (N + 1) // 2
+    nd = N // 2
+    for p in range(P):
+        for q in range(Q):
+            for i in range(ns):
+                t[i] = v[p, q, 2 * i]
+            for i in range(nd):
+                t[ns + i] = v[p, q, 2 * i + 1]
+            for i in range(nd):
+                t[ns + i] -= (t[i] + t[_right(i, ns)]) >> 1
+            for i in range(ns):
+                left, cur = _lc(i, nd)
+                t[i] += (t[ns + left] + t[ns + cur] + 2) >> 2
+            for i in range(N):
+                v[p, q, i] = t[i]
+
+
+@njit(_I3, cache=True)
+def _inv53_lines(v, t):
+    P, Q, N = v.shape
+    ns = (N + 1) // 2
+    nd = N // 2
+    for p in range(P):
+        for q in range(Q):
+            for i in range(N):
+                t[i] = v[p, q, i]
+            for i in range(ns):
+                left, cur = _lc(i, nd)
+                t[i] -= (t[ns + left] + t[ns + cur] + 2) >> 2
+            for i in range(nd):
+                t[ns + i] += (t[i] + t[_right(i, ns)]) >> 1
+            for i in range(ns):
+                v[p, q, 2 * i] = t[i]
+            for i in range(nd):
+                v[p, q, 2 * i + 1] = t[ns + i]
+
+
+_LINES = {
+    (False, True): _fwd97_lines,
+    (False, False): _inv97_lines,
+    (True, True): _fwd53_lines,
+    (True, False): _inv53_lines,
+}
+_KERNELS = {
+    (False, True): _fwd97,
+    (False, False): _inv97,
+    (True, True): _fwd53,
+    (True, False): _inv53,
+}
+
+
+def lift_region(region: np.ndarray, axis: int, lossless: bool, forward: bool) -> None:
+    """Lift a 3D ``region`` (a view, float64 or int64) along ``axis`` in place."""
+    if region.shape[axis] < 2:
+        return
+    if axis == 2:  # contiguous lines
+        _LINES[(lossless, forward)](region, np.empty(region.shape[2], dtype=region.dtype))
+        return
+    v = region[None] if axis == 0 else region[:, :, None, :]
+    tmp = np.empty((v.shape[1], v.shape[3]), dtype=region.dtype)
+    _KERNELS[(lossless, forward)](v, tmp)
