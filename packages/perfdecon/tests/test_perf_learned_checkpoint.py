@@ -141,7 +141,7 @@ def test_predict_aif_from_checkpoint(tmp_path):
     np.testing.assert_allclose(predict_aif(net, thick, rescale="none"), expected * s5, rtol=1e-5)
 
     # Frame count differs from the model's: crop/pad ("fit") or refuse ("strict").
-    from perfdecon.data import fit_frames
+    from perfdecon.datasets import fit_frames
 
     short = predict_aif(net, ctc[..., :-3], rescale="none")
     assert short.shape == (N_T - 3,)

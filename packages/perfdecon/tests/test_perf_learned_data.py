@@ -6,17 +6,10 @@ import numpy as np
 import pytest
 
 from medshared.io import write_nifti
-from perfdecon.data import (
-    AugmentConfig,
-    Sample,
-    augment,
-    find_isles_cases,
-    kfold_split,
-    load_isles_case,
-    network_input,
-    shift_bolus,
-)
+from perfdecon.augment import AugmentConfig, augment, shift_bolus
+from perfdecon.datasets import Sample, kfold_split, network_input
 from perfdecon.errors import PerfdeconError
+from perfdecon.isles import find_isles_cases, load_isles_case
 
 SHAPE_XYZ = (12, 10, 3)  # NIfTI order (X, Y, Z)
 N_T = 15
@@ -252,7 +245,8 @@ def test_network_input_layout_and_errors():
 
 
 def test_isles_dataset_matches_phantom_preprocessing(tmp_path):
-    from perfdecon.data import IslesDataset, PhantomDataset
+    from perfdecon.datasets import PhantomDataset
+    from perfdecon.isles import IslesDataset
     from perfdecon.phantom import brain_case
 
     case = brain_case(np.random.default_rng([4, 0]), n_slices=2, size=32, n_frames=16)
@@ -285,7 +279,7 @@ def test_isles_dataset_matches_phantom_preprocessing(tmp_path):
 
 
 def test_fit_frames_crops_and_pads():
-    from perfdecon.data import fit_frames
+    from perfdecon.datasets import fit_frames
 
     c = np.arange(2 * 7, dtype=np.float32).reshape(2, 7)
     np.testing.assert_array_equal(fit_frames(c, 5), c[:, :5])
@@ -295,3 +289,22 @@ def test_fit_frames_crops_and_pads():
     np.testing.assert_array_equal(fit_frames(c, 7), c)
     with pytest.raises(PerfdeconError):
         fit_frames(c, 1)
+
+
+def test_data_module_reexports_the_split_modules():
+    import perfdecon.data
+    from perfdecon import augment as augment_mod
+    from perfdecon import datasets, isles
+
+    mods = (augment_mod, datasets, isles)
+    for name in perfdecon.data.__all__:
+        obj = getattr(perfdecon.data, name)
+        assert any(getattr(m, name, None) is obj for m in mods), name
+    # Every public class/function defined in the split modules is re-exported.
+    defined = {
+        n
+        for m in mods
+        for n, v in vars(m).items()
+        if not n.startswith("_") and getattr(v, "__module__", None) == m.__name__
+    }
+    assert defined <= set(perfdecon.data.__all__), defined - set(perfdecon.data.__all__)

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from medshared.metrics import soft_dice as np_soft_dice
-from perfdecon.data import PhantomDataset
+from perfdecon.datasets import PhantomDataset
 from perfdecon.losses import SoftDiceLoss, soft_dice, soft_dice_loss
 from perfdecon.models import AIFNet, AIFNetConfig
-from perfdecon.train import case_loss
+from perfdecon.objective import case_loss
 
 N_T, N_Z, SIZE = 20, 2, 32
 
@@ -91,3 +91,37 @@ def test_sgd_steps_reduce_soft_dice_loss(sample):
     final, _, _ = case_loss(net, sample, "cpu")
     assert losses[0] > 0.95
     assert final.item() < 0.85, losses
+
+
+class _FixedAIF(torch.nn.Module):
+    """Stands in for the network: always emits the given AIF ``(T,)``."""
+
+    def __init__(self, aif):
+        super().__init__()
+        self.aif = torch.as_tensor(np.asarray(aif), dtype=torch.float32)
+
+    def forward(self, x):
+        return self.aif[None].expand(x.shape[0], -1)
+
+
+def test_case_loss_hard_dice_matches_the_maps_pipeline():
+    from medshared.metrics import dice
+    from perfdecon.maps import compute_maps, core_mask, relative_cbf
+    from perfdecon.preprocess import smooth
+
+    s = PhantomDataset(1, seed=1, size=48, n_slices=2, n_frames=30)[0]
+    brain = torch.from_numpy(s.brain_mask)
+    sm = torch.from_numpy(np.ascontiguousarray(smooth(s.ctc, 1.5, 1.0, mask=s.brain_mask)))
+    got = {}
+    for name, aif in [("true", s.aif), ("half", 0.5 * s.aif), ("late", np.roll(s.aif, 4))]:
+        out = case_loss(_FixedAIF(aif), s, "cpu", smooth_xy=1.5, smooth_t=1.0)
+        # Reference: hard rule rCBF < 0.38 from compute_maps / relative_cbf / core_mask.
+        cbf = compute_maps(sm, torch.as_tensor(aif, dtype=torch.float32), s.dt, mask=brain).cbf
+        hard = (core_mask(relative_cbf(cbf, brain)) & brain).numpy()
+        assert out.dice == pytest.approx(dice(hard, s.core_mask & s.brain_mask), abs=1e-12)
+        torch.testing.assert_close(out.aif, torch.as_tensor(aif, dtype=torch.float32))
+        got[name] = out
+    # rCBF ignores the AIF's scale; a 4 s late AIF scores worse (measured 0.40 vs 0.17).
+    assert got["half"].dice == pytest.approx(got["true"].dice)
+    assert got["half"].loss.item() == pytest.approx(got["true"].loss.item(), rel=1e-5)
+    assert got["true"].dice > got["late"].dice + 0.1

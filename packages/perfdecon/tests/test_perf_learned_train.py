@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from perfdecon.checkpoint import load_aif_model
+from perfdecon.datasets import PhantomDataset
 from perfdecon.errors import PerfdeconError
+from perfdecon.objective import case_loss
 from perfdecon.train import TrainConfig, main, train
 
 TINY = dict(
@@ -62,6 +65,18 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())["history"]
     assert [m["epoch"] for m in metrics] == [1, 2]
     assert all(0 <= m["val_dice"] <= 1 and 0 <= m["train_loss"] <= 1 for m in metrics)
+    # The last epoch's validation figures are the mean over the validation cases of the
+    # trained model's case loss (recomputed here in eval mode, no augmentation).
+    data = PhantomDataset(3, seed=11, size=32, n_slices=2, n_frames=20)
+    resumed.model.eval()
+    with torch.no_grad():
+        outs = [
+            case_loss(resumed.model, data[i], "cpu", 0.3, 0.1, 1.5, 1.0) for i in cfg["val_cases"]
+        ]
+    assert metrics[-1]["val_loss"] == pytest.approx(
+        np.mean([float(o.loss) for o in outs]), abs=1e-6
+    )
+    assert metrics[-1]["val_dice"] == pytest.approx(np.mean([o.dice for o in outs]), abs=1e-9)
     model, meta = load_aif_model(run / "checkpoint.safetensors")
     assert meta["epoch"] == 2 and meta["step"] == 4 and meta["seed"] == 11
     for k, v in model.state_dict().items():
@@ -71,15 +86,17 @@ def test_resume_matches_uninterrupted_run(tmp_path):
 
 def test_train_config_errors(tmp_path):
     bad = [
-        dict(data="mri"),
-        dict(data="isles"),
-        dict(epochs=0),
-        dict(lr=-1.0),
-        dict(folds=3, fold=3),
-        dict(device="tpu"),
+        (dict(data="mri"), "--data must be"),
+        (dict(data="isles"), "needs the ISLES18"),
+        (dict(cases=0), "--cases"),
+        (dict(epochs=0), "--epochs"),
+        (dict(lr=-1.0), "--lr"),
+        (dict(momentum=1.0), "--momentum"),
+        (dict(folds=3, fold=3), "--fold"),
+        (dict(device="tpu"), "--device"),
     ]
-    for kw in bad:
-        with pytest.raises(PerfdeconError):
+    for kw, msg in bad:
+        with pytest.raises(PerfdeconError, match=msg):
             TrainConfig(**{**TINY, **kw})
     with pytest.raises(PerfdeconError, match="no case_N|does not exist"):
         train(

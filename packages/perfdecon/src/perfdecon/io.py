@@ -27,19 +27,23 @@ class Series:
     path: Path
 
 
-def _read(path, ndim):
+def read_nifti_image(path: str | Path, ndim: int, *, allow_nonfinite: bool = True):
+    """:func:`medshared.io.read_nifti` with its errors re-raised as :class:`PerfdeconError`.
+
+    Returns the ``NiftiImage`` as stored: data ``(X, Y, Z[, T])``, zooms in mm (and seconds).
+    """
     from medshared.errors import MedsharedError
     from medshared.io import read_nifti
 
     try:
-        return read_nifti(path, ndim=ndim)
+        return read_nifti(path, ndim=ndim, allow_nonfinite=allow_nonfinite)
     except MedsharedError as exc:
         raise PerfdeconError(str(exc)) from exc
 
 
 def read_series(path: str | Path) -> Series:
     """Read a 4D NIfTI (X, Y, Z, T) -> :class:`Series` with data ``(Z, Y, X, T)`` float32."""
-    img = _read(path, 4)
+    img = read_nifti_image(path, 4)
     data = np.ascontiguousarray(np.asarray(img.data, dtype=np.float32).transpose(2, 1, 0, 3))
     if not np.isfinite(data).all():
         raise PerfdeconError(f"{path}: series contains NaN or inf voxels")
@@ -52,7 +56,7 @@ def read_series(path: str | Path) -> Series:
 
 def read_mask(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
     """Read a 3D NIfTI mask -> bool ``(Z, Y, X)``; it must match ``shape`` (Z, Y, X)."""
-    img = _read(path, 3)
+    img = read_nifti_image(path, 3)
     m = np.asarray(img.data).transpose(2, 1, 0)
     if m.shape != tuple(shape):
         raise PerfdeconError(
@@ -85,4 +89,11 @@ def spacing_affine(spacing: tuple[float, float, float]) -> np.ndarray:
     return np.diag([spacing[2], spacing[1], spacing[0], 1.0])
 
 
-__all__ = ["Series", "read_mask", "read_series", "spacing_affine", "write_map"]
+__all__ = [
+    "Series",
+    "read_mask",
+    "read_nifti_image",
+    "read_series",
+    "spacing_affine",
+    "write_map",
+]

@@ -106,7 +106,7 @@ def predict_aif(
     """
     import torch
 
-    from perfdecon.data import fit_frames, input_scale, network_input
+    from perfdecon.datasets import fit_frames, input_scale, network_input
     from perfdecon.models.aif_net import AIFNet
 
     if isinstance(model, AIFNet):

@@ -9,7 +9,7 @@ stage, since slabs are thin) and dropout, as in the paper.
 
 Shape:
     input  ``(B, T, Z, Y, X)``: concentration-time curves, time as channels (normalised, see
-           :func:`perfdecon.data.network_input`)
+           :func:`perfdecon.datasets.network_input`)
     output ``(B, T)``: the AIF, one value per frame (arbitrary scale: the core-lesion objective
            only sees rCBF, which does not change when the AIF is multiplied by a constant)
 """

@@ -1,0 +1,98 @@
+"""The end-to-end training objective of the learned AIF for one case (the paper's Fig. 1).
+
+Series ``(Z, Y, X, T)`` -> AIF network -> AIF ``(T,)`` -> Tikhonov deconvolution of every
+brain voxel -> CBF -> rCBF -> sigmoid at rCBF 0.38 -> soft core -> soft-Dice loss.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from perfdecon.datasets import Sample
+
+
+class CaseLoss(NamedTuple):
+    """Result of :func:`case_loss`.
+
+    Attributes
+    ----------
+    loss:
+        Soft-Dice loss, scalar tensor (differentiable w.r.t. the model parameters).
+    dice:
+        Hard core Dice in [0, 1] (1.0 when prediction and ground truth are both empty).
+    aif:
+        Predicted AIF ``(T,)`` tensor, one value per frame.
+    """
+
+    loss: torch.Tensor
+    dice: float
+    aif: torch.Tensor
+
+
+def case_loss(
+    model,
+    sample: Sample,
+    device: torch.device | str,
+    lambda_rel: float = 0.3,
+    temperature: float = 0.1,
+    smooth_xy: float = 0.0,
+    smooth_t: float = 0.0,
+) -> CaseLoss:
+    """Forward one case: network -> AIF -> deconvolution -> soft core -> soft-Dice loss.
+
+    The network sees ``sample.ctc``; the deconvolution sees it after the optional smoothing
+    (inside the brain mask). The loss is differentiable with respect to the model parameters
+    through the Tikhonov deconvolution (:func:`perfdecon.maps.soft_core_from_aif`). The hard
+    Dice thresholds the soft core at 0.5 (rCBF < 0.38) inside the brain
+    (:func:`medshared.metrics.dice`).
+
+    Parameters
+    ----------
+    model:
+        AIF network (or its DDP wrapper) mapping ``(1, T, Z, Y, X)`` to ``(1, T)``.
+    sample:
+        :class:`~perfdecon.datasets.Sample` (series ``(Z, Y, X, T)``, masks ``(Z, Y, X)``,
+        ``dt`` in seconds).
+    device:
+        Torch device (or its name) to compute on.
+    lambda_rel:
+        Tikhonov regularisation relative to the largest singular value.
+    temperature:
+        Width of the core sigmoid in rCBF units.
+    smooth_xy, smooth_t:
+        Gaussian smoothing sigmas of the deconvolved series (voxels in-plane, frames); 0: off.
+
+    Returns
+    -------
+    CaseLoss
+        ``loss`` (scalar tensor), ``dice`` (float), ``aif`` (``(T,)`` tensor).
+    """
+    import torch
+
+    from medshared.metrics import dice
+    from perfdecon.datasets import network_input
+    from perfdecon.losses import soft_dice_loss
+    from perfdecon.maps import soft_core_from_aif
+
+    x = network_input(sample.ctc, sample.brain_mask).to(device)
+    aif = model(x)[0]
+    series = sample.ctc
+    if smooth_xy > 0 or smooth_t > 0:
+        from perfdecon.preprocess import smooth
+
+        series = smooth(series, smooth_xy, smooth_t, mask=sample.brain_mask)
+    ctc = torch.from_numpy(np.ascontiguousarray(series, dtype=np.float32)).to(device)
+    brain = torch.from_numpy(np.ascontiguousarray(sample.brain_mask)).to(device)
+    core = torch.from_numpy(np.ascontiguousarray(sample.core_mask)).to(device)
+    prob = soft_core_from_aif(
+        ctc, aif, sample.dt, brain, lambda_rel=lambda_rel, temperature=temperature
+    )
+    loss = soft_dice_loss(prob, core, mask=brain)
+    with torch.no_grad():
+        hard = ((prob > 0.5) & brain).cpu().numpy()
+    return CaseLoss(loss=loss, dice=dice(hard, sample.core_mask & sample.brain_mask), aif=aif)
