@@ -146,6 +146,8 @@ def test_lncc_flat_images() -> None:
         (lambda: ssim(np.array([["a"]]), np.array([["a"]]), 1.0), "non-numeric"),
         (lambda: lncc(np.zeros((4, 4)), np.zeros((4, 4)), window=4), "odd"),
         (lambda: psnr(np.zeros((0, 4)), np.zeros((0, 4)), data_range=1.0), "empty"),
+        (lambda: psnr(np.zeros((4, 4)), np.ones((4, 4))), "data_range is required"),
+        (lambda: ssim(np.zeros((4, 4)), np.ones((4, 4))), "data_range is required"),
     ],
 )
 def test_errors_are_clear(call, message: str) -> None:

@@ -185,3 +185,17 @@ def test_fuzz_forged_header_fields(blob, data):
     except WdrError:
         pass
     assert time.perf_counter() - t < 2.5
+
+
+def test_header_needing_more_than_half_the_ram_is_refused(monkeypatch) -> None:
+    """A (forged) shape whose decode would exhaust memory fails fast with WdrError."""
+    import wdrcodec
+    import wdrcodec.container as container
+
+    data = wdrcodec.encode(np.arange(8 * 32 * 32, dtype=np.uint16).reshape(8, 32, 32), bpv=2)
+    assert wdrcodec.decode(data).shape == (8, 32, 32)
+    monkeypatch.setattr(
+        container, "physical_memory", lambda: 8192 * container.DECODER_BYTES_PER_VOXEL
+    )
+    with pytest.raises(wdrcodec.WdrError, match="GiB to decode"):
+        wdrcodec.decode(data)

@@ -10,6 +10,7 @@ still decodes); a header CRC or a complete payload block CRC that does not match
 from __future__ import annotations
 
 import math
+import os
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ MAGIC = b"\x89WDR\r\n\x1a\n"
 VERSION = 1
 MAX_HEADER = 64 << 20
 DEFAULT_MAX_VOXELS = 1 << 28
+# Peak decoder working memory per voxel (coefficients, magnitudes, scan lists), measured
+# at 60-90 bytes; a header whose volume would need more than half the machine's RAM is refused.
+DECODER_BYTES_PER_VOXEL = 96
 PAYLOAD_BLOCK = 16384
 
 FLAG_LOSSLESS = 1
@@ -171,6 +175,14 @@ def pack(h: Header, payload: bytes) -> bytes:
     return out + payload
 
 
+def physical_memory() -> int:
+    """Physical RAM in bytes (0 if the platform does not report it)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
 def unpack(data: bytes, name: str = "data", max_voxels: int = DEFAULT_MAX_VOXELS) -> Header:
     """Parse and validate a header; raises :class:`WdrError` naming ``name`` on any problem."""
     data = memoryview(data)
@@ -207,6 +219,14 @@ def unpack(data: bytes, name: str = "data", max_voxels: int = DEFAULT_MAX_VOXELS
         raise WdrError(
             f"{name}: array of {nvox} voxels exceeds the decoder limit of {max_voxels} "
             "(raise max_voxels if the file is trusted)"
+        )
+    need = nvox * DECODER_BYTES_PER_VOXEL
+    ram = physical_memory()
+    if ram and need > ram // 2:
+        raise WdrError(
+            f"{name}: array of {nvox} voxels would need ~{need / 2**30:.1f} GiB to decode, more "
+            f"than half of this machine's {ram / 2**30:.1f} GiB (corrupted header, or decode on a "
+            "larger machine)"
         )
     axes_xyz = bool(flags & FLAG_AXES_XYZ)
     tz = internal_shape(shape, axes_xyz)

@@ -37,12 +37,17 @@ def as_image_pair(
     return ref, test
 
 
-def resolve_data_range(ref: np.ndarray, data_range: DataRange, name: str) -> float:
+def resolve_data_range(ref: np.ndarray, data_range: DataRange | None, name: str) -> float:
     """Turn a ``data_range`` convention into a positive float.
 
     ``"dtype"``: full range of ``ref``'s integer dtype (65535 for uint16, 255 for uint8, 65535
     for int16 = 32767 - (-32768)); ``"ref"``: ``ref.max() - ref.min()``; a number is used as is.
     """
+    if data_range is None:
+        raise MedsharedError(
+            f"{name}: data_range is required: pass the peak as a number, 'dtype' (full range of "
+            "the integer dtype, e.g. 65535 for 16-bit) or 'ref' (the reference's max - min)"
+        )
     if isinstance(data_range, str):
         if data_range == "dtype":
             if ref.dtype == bool:

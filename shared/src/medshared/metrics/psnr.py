@@ -17,7 +17,7 @@ def mse(ref: np.ndarray, test: np.ndarray) -> float:
     return float(np.mean(diff * diff))
 
 
-def psnr(ref: np.ndarray, test: np.ndarray, data_range: DataRange) -> float:
+def psnr(ref: np.ndarray, test: np.ndarray, data_range: DataRange | None = None) -> float:
     """Peak signal-to-noise ratio in dB: ``10 log10(data_range^2 / MSE)``.
 
     Parameters

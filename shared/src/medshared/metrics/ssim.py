@@ -14,7 +14,7 @@ K1 = 0.01
 K2 = 0.03
 
 
-def ssim_map(ref: np.ndarray, test: np.ndarray, data_range: DataRange) -> np.ndarray:
+def ssim_map(ref: np.ndarray, test: np.ndarray, data_range: DataRange | None = None) -> np.ndarray:
     """Local SSIM map (same shape as the input, float64), Gaussian window sigma 1.5.
 
     ``SSIM = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2))``
@@ -43,7 +43,7 @@ def ssim_map(ref: np.ndarray, test: np.ndarray, data_range: DataRange) -> np.nda
     return num / den
 
 
-def ssim(ref: np.ndarray, test: np.ndarray, data_range: DataRange) -> float:
+def ssim(ref: np.ndarray, test: np.ndarray, data_range: DataRange | None = None) -> float:
     """Mean structural similarity index (Wang et al. 2004), 2D ``(Y, X)`` or 3D ``(Z, Y, X)``.
 
     Gaussian window (sigma 1.5, K1 0.01, K2 0.03, population covariance); the mean is taken
