@@ -100,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------------------------
 def _cmd_maps(a: argparse.Namespace) -> int:
+    """Run ``maps``; errors that do not name a file are prefixed with the input series."""
+    try:
+        return _maps(a)
+    except PerfdeconError as exc:
+        text = str(exc)
+        named = [a.series, a.mask, a.aif_mask, a.aif_file, a.aif_model]
+        if any(f and str(f) in text for f in named):
+            raise
+        raise PerfdeconError(f"{a.series}: {text}") from exc
+
+
+def _maps(a: argparse.Namespace) -> int:
     import numpy as np
 
     from medshared.io import atomic_write_text
