@@ -53,7 +53,9 @@ def test_volterra_matrix_integrates_a_convolution_accurately():
         np.array([0.0]),
     )[0]
     c = volterra_matrix(torch.from_numpy(_aif(40)), dt).numpy() @ k
-    assert np.max(np.abs(c - c_ref)) < 0.03 * c_ref.max()  # measured 2.1 %
+    # measured 1.1 % (the linear interpolation of a 1 s-sampled AIF; 2.1 % before the phantom's
+    # convolution used the midpoint rule)
+    assert np.max(np.abs(c - c_ref)) < 0.03 * c_ref.max()
 
 
 def test_circulant_matrix_is_circular_convolution():

@@ -10,6 +10,7 @@ from perfdecon.errors import PerfdeconError
 from perfdecon.maps import (
     compute_maps,
     core_mask,
+    peak_time,
     penumbra_mask,
     relative_cbf,
     soft_core_from_aif,
@@ -155,6 +156,31 @@ def test_soft_core_from_aif_is_differentiable_and_matches_hard(small_case):
         hard = core_mask(relative_cbf(mp.cbf, mask)) & mask
     agree = ((prob > 0.5) == hard)[mask].double().mean()
     assert float(agree) > 0.99
+
+
+def test_peak_time_refines_below_one_frame():
+    # samples of a parabola / Gaussian: the vertex is recovered, not just the argmax frame
+    t = torch.arange(12, dtype=torch.float64)
+    k = torch.stack([-((t - 4.3) ** 2), torch.exp(-0.5 * ((t - 6.8) / 1.5) ** 2)])
+    got = peak_time(k, 2.0)
+    assert float(got[0]) == pytest.approx(8.6, abs=1e-9)
+    assert float(got[1]) == pytest.approx(13.6, abs=0.1)
+    # peak on the first/last frame: no refinement; a plateau: vertex of the parabola through
+    # (0, 0), (1, 1), (2, 1), i.e. 1.5 frames, clipped to half a frame from the argmax
+    edge = torch.tensor([[3.0, 2.0, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 1.0, 1.0]])
+    np.testing.assert_allclose(peak_time(edge, 1.0).numpy(), [0.0, 3.0, 1.5])
+
+
+def test_tmax_tracks_sub_frame_delays():
+    g = grid_phantom(
+        np.random.default_rng(0), residue_shape="gamma", block=1, delays=(0.0, 0.5, 1.5)
+    )
+    mp = compute_maps(torch.from_numpy(g.ctc), torch.from_numpy(g.aif), g.dt, method="csvd")
+    sel = g.mtt[0] >= 4
+    t = mp.tmax.numpy()
+    # measured shifts 0.49 and 1.49 s (whole-frame argmax could only give 0 or 1 and 1 or 2)
+    assert np.median(t[1][sel] - t[0][sel]) == pytest.approx(0.5, abs=0.1)
+    assert np.median(t[2][sel] - t[0][sel]) == pytest.approx(1.5, abs=0.1)
 
 
 def test_soft_tmax_approaches_argmax():

@@ -59,7 +59,13 @@ def numpy_loop_maps(ctc: np.ndarray, aif: np.ndarray, dt: float, lambda_rel: flo
         out["cbf"][v] = cbf
         out["cbv"][v] = cbv
         out["mtt"][v] = 60 * cbv / cbf if cbf > 1e-6 else 0.0
-        out["tmax"][v] = np.argmax(k) * dt
+        j = int(np.argmax(k))
+        delta = 0.0
+        if 0 < j < n_t - 1:  # sub-frame peak: vertex of the parabola through k[j-1..j+1]
+            den = k[j - 1] - 2 * k[j] + k[j + 1]
+            if den < 0:
+                delta = min(max(0.5 * (k[j - 1] - k[j + 1]) / den, -0.5), 0.5)
+        out["tmax"][v] = (j + delta) * dt
         out["ttp"][v] = np.argmax(c) * dt
     return out
 

@@ -86,6 +86,17 @@ def circulant_matrix(aif: torch.Tensor, dt: float) -> torch.Tensor:
     -------
     torch.Tensor
         ``(2T, 2T)`` matrix with ``D[i, j] = dt * a[(i - j) mod 2T]``, ``a = [aif, 0...0]``.
+
+    Notes
+    -----
+    Wu's rectangle (midpoint) rule is kept on purpose.  The circulant extension of the
+    linear-interpolation kernel of :func:`volterra_matrix` (``a`` smoothed by ``[1, 4, 1] / 6``)
+    was measured on the noise-free grid phantom (true AIF, zero delay, MTT >= 4 s): cSVD 10 %
+    median CBF error -22.0 / +14.3 / -3.6 % (exponential / box / gamma) against -22.5 / +12.3 /
+    -4.8 % for this matrix, and oSVD +18.4 % (box) against +11.8 %.  The exponential
+    underestimate of cSVD comes from the truncation (a low-pass on the residue's jump at its
+    onset), not from the discretisation; Volterra's one-sided first column (the residue starts at
+    ``t = 0``) has no shift-invariant counterpart.
     """
     n = aif.shape[0]
     length = 2 * n

@@ -9,7 +9,9 @@ Units and scaling (the convention of Fieselmann 2011 / most CT perfusion softwar
 * ``CBV = 100 * kH / rho * int c(t) dt / int c_a(t) dt``  [mL / 100 g] (trapezoidal integrals in
   seconds, so ``dt`` is honoured; CBV is an area ratio, not a sum)
 * ``MTT = 60 * CBV / CBF``                             [s]
-* ``Tmax = dt * argmax_t k(t)``                        [s] (plus :func:`soft_tmax`)
+* ``Tmax = dt * (argmax_t k(t) + delta)``              [s] residue peak time, ``delta`` in
+  ``[-1/2, 1/2]`` the vertex of the parabola through the peak sample and its neighbours
+  (:func:`peak_time`; plus the differentiable :func:`soft_tmax`)
 * ``TTP = dt * argmax_t c(t)``                         [s] from the first frame
 
 with ``rho = 1.04 g/mL`` brain density and ``kH = (1 - H_large) / (1 - H_small) = 0.73`` the
@@ -116,6 +118,44 @@ def _masked_curves(ctc: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return curves
 
 
+def peak_time(k: torch.Tensor, dt: float) -> torch.Tensor:
+    """Residue peak time with sub-frame refinement (s), the Tmax map.
+
+    ``dt * (j + delta)`` with ``j = argmax k`` and ``delta = (k[j-1] - k[j+1]) /
+    (2 (k[j-1] - 2 k[j] + k[j+1]))`` the vertex of the parabola through the three samples around
+    the peak, clipped to ``[-1/2, 1/2]``; ``delta = 0`` at the first/last frame or where the three
+    samples are not strictly concave.  Plain argmax quantises Tmax to whole frames; the peak time
+    of a sampled smooth curve is recovered to a small fraction of a frame.  Not differentiable
+    (computed from ``k.detach()``); use :func:`soft_tmax` for a gradient.
+
+    Parameters
+    ----------
+    k:
+        Residues ``(..., T)``.
+    dt:
+        Frame interval (s).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(...)`` peak times in seconds (same dtype as ``k``).
+    """
+    k = k.detach()
+    n = k.shape[-1]
+    j = k.argmax(-1, keepdim=True)
+    if n < 3:
+        return j.squeeze(-1).to(k.dtype) * dt
+    jc = j.clamp(1, n - 2)
+    km = k.gather(-1, jc - 1).squeeze(-1)
+    k0 = k.gather(-1, jc).squeeze(-1)
+    kp = k.gather(-1, jc + 1).squeeze(-1)
+    den = km - 2.0 * k0 + kp
+    ok = (den < 0) & (jc == j).squeeze(-1)
+    safe = torch.where(ok, den, -torch.ones_like(den))
+    delta = torch.where(ok, (0.5 * (km - kp) / safe).clamp(-0.5, 0.5), torch.zeros_like(den))
+    return (j.squeeze(-1).to(k.dtype) + delta) * dt
+
+
 def soft_tmax(k: torch.Tensor, dt: float, temperature: float = 0.05) -> torch.Tensor:
     """Differentiable Tmax: ``sum_j t_j softmax(k_j / (temperature * max|k|))`` in seconds.
 
@@ -166,7 +206,8 @@ def compute_maps(
     Returns
     -------
     PerfusionMaps
-        Differentiable w.r.t. ``ctc`` and ``aif`` (except the argmax-based Tmax/TTP).
+        Differentiable w.r.t. ``ctc`` and ``aif`` (except the argmax-based Tmax/TTP; Tmax is
+        refined below one frame by :func:`peak_time`).
     """
     ctc = _as_tensor(ctc, "ctc")
     if not ctc.is_floating_point():
@@ -198,7 +239,7 @@ def compute_maps(
     safe_cbf = torch.where(cbf > 1e-6, cbf, torch.ones_like(cbf))
     mtt = torch.where(cbf > 1e-6, 60.0 * cbv / safe_cbf, torch.zeros_like(cbf))
     mtt = mtt.clamp(0.0, n_t * dt)
-    tmax = k.argmax(-1).to(ctc.dtype) * dt
+    tmax = peak_time(k, dt)
     ttp = curves.argmax(-1).to(ctc.dtype) * dt
 
     def scatter(v: torch.Tensor) -> torch.Tensor:
@@ -318,6 +359,7 @@ __all__ = [
     "check_series",
     "compute_maps",
     "core_mask",
+    "peak_time",
     "penumbra_mask",
     "relative_cbf",
     "soft_core_from_aif",
