@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from perfdecon.aif import aif_from_file, aif_from_mask, auto_aif, fit_gamma_variate
+from perfdecon.aif import aif_from_file, aif_from_mask, auto_aif, curve_features, fit_gamma_variate
 from perfdecon.errors import PerfdeconError
 from perfdecon.phantom import (
     brain_case,
@@ -191,3 +191,19 @@ def test_default_aif_recirculation_adds_area():
     a0 = default_aif(t, recirculation=0.0).sum()
     a1 = default_aif(t, recirculation=0.1).sum()
     assert a1 / a0 == pytest.approx(1.1, rel=0.01)
+
+
+def test_fwhm_is_measured_below_one_frame():
+    """AIF cluster scores rank candidates by FWHM: it must resolve fractions of a frame."""
+    t = np.arange(60.0)
+    widths = []
+    for sigma in (2.0, 2.2, 2.4):
+        g = np.exp(-0.5 * ((t - 20.3) / sigma) ** 2)
+        widths.append(curve_features(g[None], dt=0.5)["fwhm"][0])
+        # linear interpolation of a sampled Gaussian: within 2 % of 2.3548 sigma (in seconds)
+        assert widths[-1] == pytest.approx(2.3548 * sigma * 0.5, rel=0.02)
+    assert widths[0] < widths[1] < widths[2]
+    triangle = np.maximum(0.0, 1.0 - np.abs(t - 10.0) / 4.0)
+    assert curve_features(triangle[None], dt=1.0)["fwhm"][0] == pytest.approx(4.0)
+    # a curve that never falls below half maximum spans the whole series
+    assert curve_features(np.ones((1, 12)), dt=1.0)["fwhm"][0] == pytest.approx(11.0)

@@ -71,6 +71,28 @@ class AifResult:
 # --------------------------------------------------------------------------------------------
 # curve features
 # --------------------------------------------------------------------------------------------
+def _fwhm_frames(c: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """Full width at half maximum of each curve ``(n, T)`` in frames, with the two half-maximum
+    crossings around the peak located by linear interpolation (sub-frame), batched."""
+    n, n_t = c.shape
+    idx = np.arange(n_t)[None, :]
+    p = c.argmax(1)[:, None]
+    half = 0.5 * peak[:, None]
+    below = c < half
+    rows = np.arange(n)
+    left = np.where(below & (idx < p), idx, -1).max(1)  # last frame below half before the peak
+    right = np.where(below & (idx > p), idx, n_t).min(1)  # first frame below half after it
+    li = np.clip(left, 0, n_t - 2)
+    c0, c1 = c[rows, li], c[rows, li + 1]
+    t_left = np.where(left >= 0, li + (half[:, 0] - c0) / np.where(c1 != c0, c1 - c0, 1.0), 0.0)
+    ri = np.clip(right, 1, n_t - 1)
+    d0, d1 = c[rows, ri - 1], c[rows, ri]
+    t_right = np.where(
+        right < n_t, ri - 1 + (d0 - half[:, 0]) / np.where(d0 != d1, d0 - d1, 1.0), n_t - 1.0
+    )
+    return np.maximum(t_right - t_left, 0.0)
+
+
 def curve_features(curves: np.ndarray, dt: float) -> dict[str, np.ndarray]:
     """Per-curve peak, time to peak (s), FWHM (s), first moment (s) and roughness.
 
@@ -80,7 +102,7 @@ def curve_features(curves: np.ndarray, dt: float) -> dict[str, np.ndarray]:
     t = np.arange(c.shape[1]) * dt
     peak = c.max(1)
     ttp = c.argmax(1) * dt
-    fwhm = (c >= 0.5 * peak[:, None]).sum(1) * dt
+    fwhm = _fwhm_frames(c, peak) * dt
     pos = np.clip(c, 0, None)
     area = pos.sum(1)
     m1 = np.where(area > 0, (pos * t).sum(1) / np.where(area > 0, area, 1), t[-1])
