@@ -49,13 +49,26 @@ def _compare(args: argparse.Namespace) -> int:
     ref = np.squeeze(_load(args.ref))
     test = np.squeeze(_load(args.test))
     data_range = _data_range(args.data_range)
+    if ref.shape != test.shape:
+        raise MedsharedError(f"{args.test}: shape {test.shape} differs from {args.ref} {ref.shape}")
+    if ref.ndim == 4:
+        # A 4D series (X, Y, Z, T): SSIM and LNCC are 3D measures, averaged over the volumes;
+        # a "ref" data range is the range of the whole reference series.
+        if data_range == "ref":
+            data_range = float(ref.max()) - float(ref.min())
+        vols = range(ref.shape[3])
+        s_val = float(np.mean([ssim(ref[..., t], test[..., t], data_range) for t in vols]))
+        l_val = float(np.mean([lncc(ref[..., t], test[..., t]) for t in vols]))
+        note = f"  (SSIM/LNCC: mean over {ref.shape[3]} volumes)"
+    else:
+        s_val, l_val, note = ssim(ref, test, data_range), lncc(ref, test), ""
     rows = [
         ("PSNR (dB)", psnr(ref, test, data_range=data_range)),
-        ("SSIM", ssim(ref, test, data_range=data_range)),
-        ("LNCC (9 vox)", lncc(ref, test)),
+        ("SSIM", s_val),
+        ("LNCC (9 vox)", l_val),
         ("MSE", mse(ref, test)),
     ]
-    print(f"ref {args.ref}  test {args.test}  shape {ref.shape}  data_range {data_range}")
+    print(f"ref {args.ref}  test {args.test}  shape {ref.shape}  data_range {data_range}{note}")
     for name, value in rows:
         print(f"{name:<14}{value:>14.6g}")
     return 0
