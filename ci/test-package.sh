@@ -29,7 +29,7 @@ ls "$work/dist"
 echo "::endgroup::"
 
 echo "::group::[$name] fresh venv install"
-uv venv -q --python 3.11 "$work/venv"
+uv venv -q --python "${CI_PYTHON:-3.11}" "$work/venv"   # CI_PYTHON overrides the interpreter
 py="$work/venv/bin/python"
 shared_whl="$(ls "$work/dist"/medshared-*.whl)"
 if [ "$name" = "medshared" ]; then
