@@ -1,0 +1,8 @@
+"""usenhance (work in progress)."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("usenhance")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"

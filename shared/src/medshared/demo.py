@@ -1,0 +1,158 @@
+"""The demo registry: every installed tool's main job on built-in data, one results table.
+
+Contract between a tool and the table (the *only* one)
+------------------------------------------------------
+A tool registers one callable in the entry-point group ``medshared.demos``::
+
+    [project.entry-points."medshared.demos"]
+    wdrcodec = "wdrcodec.demo:demo_rows"
+
+The callable has the signature ``demo_rows(out_dir: pathlib.Path, quick: bool) -> list[ResultRow]``.
+It runs the tool's main job on built-in data (nothing downloaded), writes whatever files it makes
+under ``out_dir``, may print its own detailed table, and returns its headline rows. Each row is a
+:class:`ResultRow`; its JSON form (``ResultRow.to_json``) has exactly these keys:
+
+========== ======== ===========================================================================
+key        type     meaning
+========== ======== ===========================================================================
+tool       str      distribution name, e.g. ``"wdrcodec"``
+case       str      the data, e.g. ``"dipy S0_10slices"``
+method     str      the method or model, e.g. ``"3D-WDR 1 bpv"``
+metric     str      the quantity, e.g. ``"PSNR"``
+value      float    its measured value (finite; ``NaN`` is not allowed)
+unit       str      unit of ``value`` (``"dB"``, ``"%"``, ``""`` for unitless)
+baseline   str      optional: what ``value`` should be compared with (a baseline's value or a
+                    paper figure, as text), ``""`` if none
+========== ======== ===========================================================================
+
+``medshared demo`` (the README's first command) discovers every registered demo, runs each in this
+process (imports are paid once), and prints one table of all rows plus each tool's wall time.
+A tool whose demo fails is reported by name and the command exits 1 after running the others.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from medshared.errors import MedsharedError
+
+GROUP = "medshared.demos"
+ORDER = ["wdrcodec", "perfdecon", "streamvq", "usenhance", "flowsr"]
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One headline result of a tool's demo (see the module docstring for the schema)."""
+
+    tool: str
+    case: str
+    method: str
+    metric: str
+    value: float
+    unit: str = ""
+    baseline: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, int | float) or not math.isfinite(float(self.value)):
+            raise MedsharedError(
+                f"demo row {self.tool}/{self.case}/{self.metric}: value must be a finite number, "
+                f"got {self.value!r}"
+            )
+
+    def to_json(self) -> dict:
+        """The row as a JSON-ready dict with exactly the schema's keys."""
+        return {**asdict(self), "value": float(self.value)}
+
+
+def registered_demos() -> dict[str, object]:
+    """Entry points of the ``medshared.demos`` group by tool name, in README order."""
+    eps = {ep.name: ep for ep in entry_points(group=GROUP)}
+    names = sorted(eps, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    return {n: eps[n] for n in names}
+
+
+def format_table(rows: list[ResultRow]) -> str:
+    """Align ``rows`` in a plain-text table (one header line, one rule, one line per row)."""
+    header = ("tool", "case", "method", "metric", "value", "unit", "baseline")
+    body = [
+        (r.tool, r.case, r.method, r.metric, f"{float(r.value):.4g}", r.unit, r.baseline)
+        for r in rows
+    ]
+    table = [header, *body]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    lines = []
+    for i, row in enumerate(table):
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run_demos(
+    only: list[str] | None = None,
+    out_dir: Path | None = None,
+    quick: bool = False,
+) -> tuple[list[ResultRow], dict[str, float], list[str]]:
+    """Run the registered demos; return (rows, wall seconds per tool, failed tool names)."""
+    demos = registered_demos()
+    if only:
+        unknown = sorted(set(only) - set(demos))
+        if unknown:
+            raise MedsharedError(
+                f"no demo registered for {', '.join(unknown)} (installed: "
+                f"{', '.join(demos) or 'none'})"
+            )
+        demos = {n: ep for n, ep in demos.items() if n in only}
+    rows: list[ResultRow] = []
+    timings: dict[str, float] = {}
+    failed: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="medshared-demo-") as tmp:
+        base = Path(out_dir) if out_dir is not None else Path(tmp)
+        for name, ep in demos.items():
+            print(f"\n=== {name} demo ===", flush=True)
+            folder = base / name
+            folder.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            try:
+                func = ep.load()
+                got = list(func(folder, quick))
+                for row in got:
+                    if not isinstance(row, ResultRow):
+                        raise TypeError(f"{name} demo returned {type(row).__name__}, not ResultRow")
+                rows.extend(got)
+            except KeyboardInterrupt:
+                raise
+            except Exception:  # noqa: BLE001 - one failing tool must not hide the others
+                traceback.print_exc()
+                failed.append(name)
+            timings[name] = time.perf_counter() - t0
+    return rows, timings, failed
+
+
+def main(only: list[str] | None = None, out_dir: Path | None = None, quick: bool = False,
+         json_path: Path | None = None) -> int:
+    """Run the demos and print the combined table; returns the exit status."""
+    import json
+
+    from medshared.io.atomic import atomic_write_text
+
+    rows, timings, failed = run_demos(only, out_dir, quick)
+    if not timings:
+        print("no tool demos are installed (entry-point group medshared.demos is empty)")
+        return 1
+    print("\n=== results (all tools) ===")
+    print(format_table(rows))
+    print("\nwall time: " + ", ".join(f"{n} {t:.1f} s" for n, t in timings.items()))
+    if json_path is not None:
+        atomic_write_text(json_path, json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+    if failed:
+        print(f"FAILED demos: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
