@@ -18,6 +18,21 @@ class MissingExtraError(MedsharedError, ImportError):
     """An optional dependency is missing; the message names the pip extra that provides it."""
 
 
+class MissingFileError(MedsharedError, FileNotFoundError):
+    """A file or folder the user named does not exist (also a ``FileNotFoundError``/``OSError``)."""
+
+
+class FilePermissionError(MedsharedError, PermissionError):
+    """A file or folder exists but may not be read/written (also a ``PermissionError``)."""
+
+
+class AllocationError(MedsharedError, MemoryError):
+    """A file declares more data than the available memory (or a set limit) can hold.
+
+    Raised *before* anything is allocated, from the sizes a header claims.
+    """
+
+
 def require(module: str, extra: str, package: str = "medshared") -> ModuleType:
     """Import an optional dependency lazily.
 
