@@ -1,23 +1,99 @@
-"""Atomic file writing: write to a temporary file in the target folder, then rename."""
+"""Atomic file writing: write to a temporary file in the target folder, then rename.
+
+The temporary file is ``.<name>.<random>.part`` in the target's folder, followed by the target's
+*format* suffix when it has a known one (``.nii.gz``, ``.npy``...; see :data:`FORMAT_SUFFIXES`),
+so libraries that choose a format from the extension (nibabel, ``np.save``) write the same bytes.
+``dect_4.95.nii.gz`` is written as ``.dect_4.95.nii.gz.<random>.part.nii.gz``; ``notes.v2`` as
+``.notes.v2.<random>.part``. The target is checked first with
+:func:`medshared.io.outputs.check_output_path`: a symlink, folder, FIFO, socket or device at the
+target is refused, never replaced. On any exception (Ctrl-C and the CLI runner's SIGTERM
+included) the temporary file is removed and the target is left untouched.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from medshared.errors import MedsharedError
+from medshared.io.outputs import check_output_path
+
+__all__ = [
+    "FORMAT_SUFFIXES",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "format_suffix",
+]
+
+#: Format suffixes kept at the end of temporary names (longest match wins, case-insensitive).
+FORMAT_SUFFIXES = (
+    ".nii.gz",
+    ".nii",
+    ".npy",
+    ".npz",
+    ".wdr",
+    ".h5",
+    ".hdf5",
+    ".trk",
+    ".tck",
+    ".trx",
+    ".png",
+    ".json",
+    ".jsonl",
+    ".safetensors",
+    ".pt",
+    ".csv",
+    ".txt",
+    ".dcm",
+)
+
+
+def format_suffix(name: str) -> str:
+    """The known format suffix that ``name`` ends with (as spelled in ``name``), else ``""``.
+
+    >>> format_suffix("dect_4.95.nii.gz"), format_suffix("a.NPY"), format_suffix("x.95")
+    ('.nii.gz', '.NPY', '')
+    """
+    lower = name.lower()
+    best = ""
+    for suf in FORMAT_SUFFIXES:
+        if lower.endswith(suf) and len(suf) > len(best) and len(name) > len(suf):
+            best = suf
+    return name[len(name) - len(best) :] if best else ""
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike[str],
+    suffix: str | None = None,
+    *,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    what: str = "output",
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
-    The temporary file keeps the target's suffixes (``.nii.gz``...) unless ``suffix`` is given,
-    so libraries that pick a format from the extension behave the same. If the body raises, the
-    temporary file is removed and ``path`` is left untouched (a previous version stays intact).
+    Parameters
+    ----------
+    path : str or PathLike
+        The final file. Checked before anything is created: a symlink, folder, FIFO, socket or
+        device there, a missing or read-only parent folder, or a path that is one of ``inputs``
+        raises :class:`~medshared.errors.MedsharedError`.
+    suffix : str, optional
+        Suffix of the temporary name after ``.part``; default: the target's format suffix
+        (:func:`format_suffix`).
+    inputs : iterable of str or PathLike
+        Files the command reads; ``path`` must not be one of them.
+    what : str
+        How the user named this output (an option such as ``"--json"``), for messages.
+
+    Notes
+    -----
+    The result gets the mode a plain ``open()`` would have given it: the replaced file's mode,
+    else ``0666`` minus the umask. If the body raises (``KeyboardInterrupt`` included), the
+    temporary file is removed and a previous version of ``path`` stays intact.
 
     Example
     -------
@@ -28,25 +104,29 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     >>> out.exists()
     True
     """
-    target = Path(path)
+    target = check_output_path(path, inputs, what=what)
     folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise MedsharedError(f"cannot write {target}: folder {folder} does not exist")
     if suffix is None:
-        suffix = "".join(target.suffixes) or ""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".part{suffix}", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
+        suffix = format_suffix(target.name)
+    tmp: Path | None = None
     try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=f".part{suffix}", dir=folder
+        )
+        tmp = Path(tmp_name)
+        os.close(fd)
         yield tmp
         # mkstemp creates 0600 files; give the result the mode a plain open() would have
         # (the existing file's mode, else 0666 minus the umask).
         os.chmod(tmp, _final_mode(target))
+        # Re-check just before the rename: a FIFO or link may have appeared meanwhile.
+        check_output_path(target, inputs, what=what)
         os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        tmp = None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def _final_mode(target: Path) -> int:
@@ -58,15 +138,27 @@ def _final_mode(target: Path) -> int:
         return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+def atomic_write_bytes(
+    path: str | os.PathLike[str],
+    data: bytes,
+    *,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    what: str = "output",
+) -> None:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder + rename)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, inputs=inputs, what=what) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+def atomic_write_text(
+    path: str | os.PathLike[str],
+    text: str,
+    *,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    what: str = "output",
+) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"), inputs=inputs, what=what)

@@ -60,7 +60,7 @@ def resolve_data_range(ref: np.ndarray, data_range: DataRange | None, name: str)
             info = np.iinfo(ref.dtype)
             return float(info.max) - float(info.min)
         if data_range == "ref":
-            value = float(np.max(ref)) - float(np.min(ref))
+            value = float(np.max(ref)) - float(np.min(ref))  # reductions: no temporary
             if not np.isfinite(value) or value <= 0:
                 raise MedsharedError(
                     f"{name}: data_range='ref' but the reference is constant or non-finite; "
@@ -77,8 +77,10 @@ def resolve_data_range(ref: np.ndarray, data_range: DataRange | None, name: str)
 
 
 def check_finite(arr: np.ndarray, label: str, name: str) -> None:
-    """Raise if ``arr`` contains NaN or inf."""
-    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+    """Raise if ``arr`` contains NaN or inf (checked slab by slab, no full-size mask)."""
+    from medshared.metrics._chunks import all_finite
+
+    if np.issubdtype(arr.dtype, np.floating) and not all_finite(arr):
         raise MedsharedError(f"{name}: {label} contains NaN or inf")
 
 

@@ -7,10 +7,17 @@ from scipy import ndimage
 
 from medshared.errors import MedsharedError
 from medshared.metrics._checks import as_image_pair, check_finite
-from medshared.metrics._parallel import map_filter
+from medshared.metrics._chunks import abs_max, arrays_equal, filtered_slabs, plane_sums, slab_axis
 
 
-def lncc(a: np.ndarray, b: np.ndarray, window: int = 9, eps: float = 1e-8) -> float:
+def lncc(
+    a: np.ndarray,
+    b: np.ndarray,
+    window: int = 9,
+    eps: float = 1e-8,
+    *,
+    chunk: int | None = None,
+) -> float:
     """Locally normalised cross-correlation, averaged over the image.
 
     For every voxel, the Pearson correlation of ``a`` and ``b`` inside a cubic (square in 2D)
@@ -29,6 +36,10 @@ def lncc(a: np.ndarray, b: np.ndarray, window: int = 9, eps: float = 1e-8) -> fl
         Odd box side length in voxels (default 9, as in VoxelMorph).
     eps:
         Relative variance below which a patch counts as flat (default 1e-8).
+    chunk:
+        Planes per slab along the slowest axis (keyword only; default about 4 Mi voxels). The
+        local moments are computed slab by slab in float64 with a ``window // 2`` halo, so the
+        result does not depend on ``chunk`` and memory stays bounded for 512^3 volumes.
 
     Returns
     -------
@@ -48,23 +59,41 @@ def lncc(a: np.ndarray, b: np.ndarray, window: int = 9, eps: float = 1e-8) -> fl
     check_finite(b, "b", "lncc")
     if int(window) != window or window < 1 or window % 2 == 0:
         raise MedsharedError(f"lncc: window must be a positive odd integer, got {window!r}")
-    x = a.astype(np.float64)
-    y = b.astype(np.float64)
+    size = int(window)
+    axis = slab_axis(a)
+    x_all, y_all = np.moveaxis(a, axis, 0), np.moveaxis(b, axis, 0)
+    scale = max(abs_max(x_all), abs_max(y_all), 1e-300) ** 2
+    threshold = eps * scale
 
-    def box(v: np.ndarray) -> np.ndarray:
-        return ndimage.uniform_filter(v, size=int(window), mode="reflect")
+    weights = np.full(size, 1.0 / size)
 
-    mx, my, xx, yy, xy = map_filter(box, [x, y, x * x, y * y, x * y])
-    vx = np.maximum(xx - mx * mx, 0.0)
-    vy = np.maximum(yy - my * my, 0.0)
-    cov = xy - mx * my
-    scale = max(float(np.max(np.abs(x))), float(np.max(np.abs(y))), 1e-300) ** 2
-    flat_x = vx <= eps * scale
-    flat_y = vy <= eps * scale
-    informative = ~(flat_x & flat_y)
-    if not np.any(informative):
-        return 1.0 if np.array_equal(x, y) else 0.0
-    both = ~flat_x & ~flat_y
-    cc = np.zeros_like(cov)
-    cc[both] = cov[both] / np.sqrt(vx[both] * vy[both])
-    return float(np.clip(np.mean(cc[informative]), -1.0, 1.0))
+    def box(v: np.ndarray, ax: int) -> np.ndarray:
+        # An explicit box correlation, not uniform_filter1d: its running sum makes each output
+        # depend on where the line starts, so slabs would differ from the whole image.
+        return ndimage.correlate1d(v, weights, axis=ax, mode="reflect")
+
+    def products(d: list[np.ndarray]) -> list[np.ndarray]:
+        x, y = d
+        return [x, y, x * x, y * y, x * y]
+
+    n = x_all.shape[0]
+    sums = np.zeros(n, dtype=np.float64)
+    counts = np.zeros(n, dtype=np.int64)
+    for z0, z1, _, (mx, my, xx, yy, xy) in filtered_slabs(
+        [x_all, y_all], products, box, size // 2, chunk
+    ):
+        vx = np.maximum(xx - mx * mx, 0.0)
+        vy = np.maximum(yy - my * my, 0.0)
+        cov = xy - mx * my
+        flat_x = vx <= threshold
+        flat_y = vy <= threshold
+        both = ~flat_x & ~flat_y
+        cc = np.zeros_like(cov)
+        cc[both] = cov[both] / np.sqrt(vx[both] * vy[both])
+        # cc is 0 outside `both`, and `both` lies inside the informative voxels.
+        sums[z0:z1] = plane_sums(cc)
+        counts[z0:z1] = (~(flat_x & flat_y)).reshape(z1 - z0, -1).sum(axis=1)
+    total = int(counts.sum())
+    if total == 0:
+        return 1.0 if arrays_equal(x_all, y_all) else 0.0
+    return float(np.clip(np.sum(sums) / total, -1.0, 1.0))
