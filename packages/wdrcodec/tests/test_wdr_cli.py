@@ -14,9 +14,7 @@ from wdrcodec.cli import main
 
 
 def test_version(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["--version"])
-    assert exc.value.code == 0
+    assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"wdrcodec {__version__}"
 
 
@@ -163,20 +161,26 @@ def test_errors_exit_2_without_traceback(tmp_path, smooth_volume, capsys, monkey
     capsys.readouterr()
     assert main([subs.get(a, a) for a in argv]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and match in err and "Traceback" not in err
+    assert err.startswith("wdrcodec: error: ") and match in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.wdr").exists() and not (tmp_path / "o.npy").exists()
 
 
 def test_demo_summary(tmp_path, capsys):
     pytest.importorskip("dipy")
     path = tmp_path / "summary.json"
-    assert main(["demo", "--summary-json", str(path)]) == 0
+    assert main(["demo", "--summary-json", str(path), "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "dipy S0_10slices" in out and "nibabel example4d[0]" in out and "mcpd" in out
+    for norm in ("std", "range", "none"):  # Table 3 under every normalisation
+        assert f"norm {norm}" in out
+    assert "tool" in out and "baseline" in out  # medshared.demo.format_table
     rows = json.loads(path.read_text())
-    assert 3 <= len(rows) <= 8
+    assert 6 <= len(rows) <= 10
     for r in rows:
-        assert set(r) == {"tool", "case", "method", "metric", "value", "unit"}
+        assert set(r) == {"tool", "case", "method", "metric", "value", "unit", "baseline"}
         assert r["tool"] == "wdrcodec" and np.isfinite(r["value"])
+    detail = json.loads((tmp_path / "wdrcodec_demo.json").read_text())
+    assert len(detail) == 2 and len(detail[0]["paper_check"]) == 6
     psnr3d = next(r for r in rows if r["method"] == "3D-WDR" and "dipy" in r["case"])
     assert psnr3d["value"] > 47.6

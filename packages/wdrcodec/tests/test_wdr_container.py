@@ -13,13 +13,14 @@ from hypothesis import strategies as st
 
 import wdrcodec
 from wdrcodec import WdrError
+from wdrcodec.config import DecodeConfig
 from wdrcodec.container import _FIXED, FIXED_SIZE
 
 FIELDS = [
     "magic", "version", "flags", "header_len", "payload_len", "ndim", "dtype", "mode", "levels",
     "top", "nplanes", "frac_bits", "norm", "s0", "s1", "s2", "s3", "vmin", "vmax", "mean",
     "quant_step", "quant_offset", "mcpd_threshold", "sp0", "sp1", "sp2", "sp3", "n_vol",
-    "n_slices", "block_size", "n_blocks",
+    "n_slices", "block_size", "n_blocks", "o0", "o1", "o2", "o3",
 ]  # fmt: skip
 FAST = settings(
     max_examples=40, deadline=3000, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -104,7 +105,7 @@ def test_flipped_payload_bit_is_corruption(blob):
 @pytest.mark.parametrize(
     "changes, match",
     [
-        ({"s0": 2**31, "s1": 2**31}, "exceeds the decoder limit"),
+        ({"s0": 2**31, "s1": 2**31}, "more than the decoder limit.*--max-voxels"),
         ({"s0": 0}, "shape"),
         ({"payload_len": 2**40}, "block table"),
         ({"header_len": 2**31}, "header length"),
@@ -112,6 +113,8 @@ def test_flipped_payload_bit_is_corruption(blob):
         ({"version": 9}, "version"),
         ({"ndim": 7}, "out of range"),
         ({"mean": float("nan")}, "non-finite"),
+        ({"o0": 1}, "axis order"),
+        ({"o3": 1}, "axis order"),
     ],
 )
 def test_forged_fields_fail_fast(blob, changes, match):
@@ -168,7 +171,13 @@ def test_fuzz_forged_header_fields(blob, data):
     """Random header field values with valid checksums: WdrError or a bounded decode."""
     name = data.draw(st.sampled_from(FIELDS[1:]))
     fmt = _FIXED.format[1:]
-    code = [c for c in fmt.replace("8s", "s").replace("4I", "IIII").replace("4d", "dddd")]
+    code = [
+        c
+        for c in fmt.replace("8s", "s")
+        .replace("4I", "IIII")
+        .replace("4d", "dddd")
+        .replace("4B", "BBBB")
+    ]
     kind = code[FIELDS.index(name)]
     if kind == "d":
         value = data.draw(st.floats(allow_nan=True, allow_infinity=True, width=64))
@@ -180,22 +189,43 @@ def test_fuzz_forged_header_fields(blob, data):
     forged = forge(blob, **{name: value})
     t = time.perf_counter()
     try:
-        out = wdrcodec.decode(forged, max_voxels=1 << 20)
+        out = wdrcodec.decode(forged, limits=DecodeConfig(max_voxels=1 << 20))
         assert isinstance(out, np.ndarray) and out.size <= 1 << 20
     except WdrError:
         pass
     assert time.perf_counter() - t < 2.5
 
 
-def test_header_needing_more_than_half_the_ram_is_refused(monkeypatch) -> None:
-    """A (forged) shape whose decode would exhaust memory fails fast with WdrError."""
-    import wdrcodec
-    import wdrcodec.container as container
+def test_header_needing_more_memory_than_available_is_refused(monkeypatch) -> None:
+    """A decode whose estimate exceeds the available memory fails fast, naming --max-memory;
+    --max-memory raises (or lowers) the bound deliberately."""
+    import wdrcodec.memory as memory
 
     data = wdrcodec.encode(np.arange(8 * 32 * 32, dtype=np.uint16).reshape(8, 32, 32), bpv=2)
     assert wdrcodec.decode(data).shape == (8, 32, 32)
-    monkeypatch.setattr(
-        container, "physical_memory", lambda: 8192 * container.DECODER_BYTES_PER_VOXEL
-    )
-    with pytest.raises(wdrcodec.WdrError, match="GiB to decode"):
+    need = memory.decode_memory(8 * 32 * 32, 2, wdrcodec.read_header(data).payload_len, False)
+    monkeypatch.setattr(memory, "available_memory", lambda: need - 1)
+    with pytest.raises(WdrError, match=r"GiB to decode.*--max-memory"):
         wdrcodec.decode(data)
+    ok = DecodeConfig(max_memory=(need + 1) / 2**30)
+    assert wdrcodec.decode(data, limits=ok).shape == (8, 32, 32)
+    with pytest.raises(WdrError, match=r"--max-memory limit"):
+        wdrcodec.decode(data, limits=DecodeConfig(max_memory=(need - 1) / 2**30))
+
+
+def test_version_1_files_still_decode(small_real):
+    """A format-1 file (no axis-order field; flag 4 = NIfTI order reversed) decodes."""
+    from wdrcodec.container import _FIXED_V1, FLAG_AXES_XYZ
+
+    xyz = np.ascontiguousarray(small_real.transpose(2, 1, 0))
+    # a v2 file of the reversed array with slices first is the same coded data as a v1 xyz file
+    v2 = wdrcodec.encode(small_real, bpv=2.0)
+    vals = dict(zip(FIELDS, _FIXED.unpack(v2[:FIXED_SIZE])))
+    for k in ("o0", "o1", "o2", "o3"):
+        vals.pop(k)
+    vals.update(version=1, flags=vals["flags"] | FLAG_AXES_XYZ, s0=xyz.shape[0], s2=xyz.shape[2])
+    vals["header_len"] -= 4
+    v1 = fix_checksums(_FIXED_V1.pack(*vals.values()) + v2[FIXED_SIZE:])
+    h = wdrcodec.read_header(v1)
+    assert h.version == 1 and h.order == (2, 1, 0) and h.axes_xyz
+    np.testing.assert_array_equal(wdrcodec.decode(v1), wdrcodec.decode(v2).transpose(2, 1, 0))

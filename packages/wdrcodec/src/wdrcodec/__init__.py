@@ -22,7 +22,11 @@ except PackageNotFoundError:  # pragma: no cover - source tree without install
     __version__ = "0.0.0+unknown"
 
 _LAZY = {
+    "DecodeConfig": "wdrcodec.config",
     "Decoded": "wdrcodec.codec",
+    "EncodeConfig": "wdrcodec.config",
+    "Encoded": "wdrcodec.codec",
+    "encode_full": "wdrcodec.codec",
     "decode": "wdrcodec.codec",
     "decode_full": "wdrcodec.codec",
     "encode": "wdrcodec.codec",

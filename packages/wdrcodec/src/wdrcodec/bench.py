@@ -43,10 +43,10 @@ def _imagecodecs():
 
 
 def _psnr(ref: np.ndarray, test: np.ndarray) -> float:
-    r = ref.astype(np.float64)
-    mse = float(np.mean((r - test.astype(np.float64)) ** 2))
-    peak = float(r.max() - r.min()) or 1.0
-    return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
+    """PSNR (dB) at the reference's data range, through :func:`medshared.metrics.psnr`."""
+    from medshared.metrics import psnr
+
+    return psnr(ref, test, data_range=float(ref.max()) - float(ref.min()) or 1.0)
 
 
 def _to_dtype(x: np.ndarray, ref: np.ndarray) -> np.ndarray:

@@ -1,4 +1,10 @@
-"""Command line: ``wdrcodec encode|decode|info|eval|bench|demo``."""
+"""Command line: ``wdrcodec encode|decode|info|eval|bench|demo`` (parses and prints only).
+
+The work is done by the library (:mod:`wdrcodec.files`, :mod:`wdrcodec.evaluate`,
+:mod:`wdrcodec.bench`, :mod:`wdrcodec.demo`); heavy imports happen inside the commands, so
+``--help`` is fast. Errors go through :func:`medshared.runner.run_cli`: a user error is one line
+and exit status 2.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +13,64 @@ import json
 import sys
 from pathlib import Path
 
+from medshared.runner import run_cli
+from medshared.training.config import add_config_arguments, config_from_args
+from wdrcodec.config import DecodeConfig, EncodeConfig
 from wdrcodec.errors import WdrError
+
+CODING_FIELDS = ("mode", "levels", "packet", "mcpd_threshold", "mcpd_norm", "float_step")
 
 
 def _rates(text: str) -> list[float]:
     try:
         rates = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
+    except ValueError:
         raise argparse.ArgumentTypeError(
             f"not a comma-separated list of numbers: {text!r}"
-        ) from exc
-    if not rates or any(not (r > 0) for r in rates):
-        raise argparse.ArgumentTypeError(f"rates must be positive numbers: {text!r}")
+        ) from None
+    if not rates or any(not (0 < r < 1e6) for r in rates):
+        raise argparse.ArgumentTypeError(f"rates must be positive finite numbers: {text!r}")
     return rates
 
 
 def _modes(text: str) -> tuple[str, ...]:
     modes = tuple(m.strip() for m in text.split(",") if m.strip())
-    bad = [m for m in modes if m not in ("3d", "2d", "mcpd")]
-    if bad or not modes:
+    if not modes or any(m not in ("3d", "2d", "mcpd") for m in modes):
         raise argparse.ArgumentTypeError(f"modes must be among 3d,2d,mcpd: {text!r}")
     return modes
 
 
-def _add_coding_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--levels", type=int, default=5, help="max decomposition levels per axis")
-    p.add_argument("--packet", action="store_true", help="wavelet-packet slice axis (3D blocks)")
-    p.add_argument("--mcpd-threshold", type=float, default=0.5, help="MCPD threshold (default 0.5)")
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--jobs expects an integer, got {text!r}") from None
+    if not 1 <= n <= 256:
+        raise argparse.ArgumentTypeError(f"--jobs must be in 1..256, got {text!r}")
+    return n
+
+
+def _add_batch_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument(
-        "--mcpd-norm",
-        choices=("std", "range", "none"),
-        default="std",
-        help="intensity normalisation before MCPD (default std: divide by the volume's SD)",
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help=f"INPUT OUTPUT, or with --out-dir any number of inputs ({kind}: files, folders, globs)",
     )
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="write one output per input into this existing folder (default: none, the last "
+        "PATH is the output)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=1,
+        help="worker processes for several inputs (count; default: 1)",
+    )
+    p.add_argument("--quiet", action="store_true", help="print only errors (default: off)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,121 +83,208 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wdrcodec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    enc = sub.add_parser("encode", help="compress a NIfTI/DICOM-folder/.npy volume to .wdr")
-    enc.add_argument("input", type=Path)
-    enc.add_argument("output", type=Path)
-    rate = enc.add_mutually_exclusive_group(required=True)
-    rate.add_argument("--bpv", type=float, help="bits per voxel (file size incl. header)")
-    rate.add_argument("--psnr", type=float, help="shortest stream reaching this PSNR (dB)")
-    rate.add_argument("--lossless", action="store_true", help="reversible integer 5/3 transform")
-    enc.add_argument("--mode", choices=("3d", "2d", "mcpd"), default="3d")
-    enc.add_argument(
-        "--psnr-range",
-        choices=("ref", "dtype"),
-        default="ref",
-        help="PSNR peak for --psnr: data range (ref) or full dtype range (dtype)",
+    enc = sub.add_parser(
+        "encode",
+        help="compress NIfTI/DICOM-folder/.npy volumes to .wdr",
+        description="Give exactly one of --bpv, --psnr or --lossless (--bpv with --lossless: "
+        "a lossy prefix of the lossless stream).",
     )
-    enc.add_argument("--float-step", type=float, default=None, help="quantisation step of floats")
-    _add_coding_options(enc)
+    _add_batch_options(enc, ".nii/.nii.gz/.npy or DICOM series folders")
+    add_config_arguments(enc, EncodeConfig)
+    enc.set_defaults(func=cmd_encode)
 
     dec = sub.add_parser("decode", help="decode .wdr to NIfTI or .npy (optionally a prefix)")
-    dec.add_argument("input", type=Path)
-    dec.add_argument("output", type=Path)
-    dec.add_argument("--bpv", type=float, default=None, help="decode only this many bits/voxel")
+    _add_batch_options(dec, ".wdr")
+    add_config_arguments(dec, DecodeConfig)
+    dec.add_argument(
+        "--format",
+        choices=("nii.gz", "nii", "npy"),
+        default="nii.gz",
+        help="output format with --out-dir (default: nii.gz)",
+    )
+    dec.add_argument(
+        "--trust-tail",
+        action="store_true",
+        help="also decode the incomplete, unverifiable last block of a truncated file "
+        "(default: off, it is left out)",
+    )
+    dec.set_defaults(func=cmd_decode)
 
     info = sub.add_parser("info", help="print the header of a .wdr file")
     info.add_argument("input", type=Path)
-    info.add_argument("--json", action="store_true", help="print JSON")
+    info.add_argument("--json", action="store_true", help="print JSON (default: a table)")
+    info.set_defaults(func=cmd_info)
 
     ev = sub.add_parser("eval", help="rate-distortion table of a volume")
     ev.add_argument("input", type=Path)
-    ev.add_argument("--bpv", type=_rates, default=[0.25, 0.5, 1.0, 2.0])
-    ev.add_argument("--mode", type=_modes, default=("3d",), help="comma list of 3d,2d,mcpd")
+    ev.add_argument(
+        "--bpv",
+        type=_rates,
+        default=[0.25, 0.5, 1.0, 2.0],
+        help="comma list of rates (bits/voxel; default: 0.25,0.5,1,2)",
+    )
+    ev.add_argument(
+        "--modes",
+        "--mode",
+        dest="modes",
+        type=_modes,
+        default=("3d",),
+        help="comma list of 3d,2d,mcpd (default: 3d)",
+    )
     ev.add_argument("--no-lossless", action="store_true", help="skip the lossless row")
-    ev.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
-    _add_coding_options(ev)
+    ev.add_argument(
+        "--json", type=Path, default=None, help="also write the rows as JSON (default: none)"
+    )
+    add_config_arguments(
+        ev, EncodeConfig, exclude=("bpv", "psnr", "psnr_range", "lossless", "mode")
+    )
+    ev.set_defaults(func=cmd_eval)
 
     bench = sub.add_parser("bench", help="compare with OpenJPEG J2K and SPERR (imagecodecs)")
-    bench.add_argument("--quick", action="store_true", help="smaller speed volume, fewer rates")
-    bench.add_argument("--json", type=Path, default=None, help="also write results as JSON")
+    bench.add_argument("--quick", action="store_true", help="smaller volumes, fewer rates")
+    bench.add_argument(
+        "--json", type=Path, default=None, help="also write results as JSON (default: none)"
+    )
+    bench.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser("demo", help="rate-distortion on real volumes from dipy/nibabel")
-    demo.add_argument("--summary-json", type=Path, default=None)
+    demo.add_argument("--quick", action="store_true", help="fewer rates (default: off)")
+    demo.add_argument(
+        "--out-dir", type=Path, default=None, help="folder for the demo's files (default: none)"
+    )
+    demo.add_argument(
+        "--summary-json",
+        type=Path,
+        default=None,
+        help="write the headline rows as JSON (default: none)",
+    )
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 
-def _coding_kwargs(args) -> dict:
-    return {
-        "levels": args.levels,
-        "packet": args.packet,
-        "mcpd_threshold": args.mcpd_threshold,
-        "mcpd_norm": args.mcpd_norm,
-    }
+def _pairs(args, suffix: str, *, dicom: bool):
+    """``(inputs, outputs)`` of a single or batch command; every output checked first."""
+    from wdrcodec.files import check_output, expand_inputs, plan_outputs
+
+    if args.out_dir is None:
+        if len(args.paths) != 2:
+            raise WdrError(
+                f"{args.command}: give INPUT OUTPUT, or several inputs with --out-dir FOLDER "
+                f"(got {len(args.paths)} paths)"
+            )
+        inp, out = Path(args.paths[0]), Path(args.paths[1])
+        check_output(out, [inp])
+        return [inp], [out]
+    suffixes = (".wdr",) if not dicom else (".nii.gz", ".nii", ".npy")
+    inputs = expand_inputs(args.paths, suffixes, dicom_folders=dicom)
+    return inputs, plan_outputs(inputs, args.out_dir, suffix)
 
 
-def _read_wdr(path: Path) -> bytes:
-    if not path.is_file():
-        raise WdrError(f"{path}: no such file")
-    return path.read_bytes()
+def _run_all(args, job, inputs, outputs, extra: tuple, show) -> int:
+    """One file: run it here (errors propagate unchanged). Several: a batch that reports every
+    file and exits 2 if any failed."""
+    from wdrcodec.files import BatchItem, run_batch
+
+    if args.out_dir is None:
+        item = BatchItem(str(inputs[0]), job(inputs[0], outputs[0], *extra), None)
+        if show:
+            show(item)
+        return 0
+    items = run_batch(job, inputs, outputs, extra, args.jobs, show)
+    failed = [it for it in items if it.error is not None]
+    for it in failed:
+        print(f"wdrcodec: error: {it.error}", file=sys.stderr)
+    if not args.quiet:
+        print(f"{len(items) - len(failed)} of {len(items)} files done")
+    return 2 if failed else 0
+
+
+def _print_encode(item) -> None:
+    r = item.report
+    if r is None:
+        return
+    if r.exact:
+        kind = ", lossless (bit-exact)"
+    elif r.float_step is not None:
+        kind = (
+            f", float quantised with step {r.float_step:.6g}: max error {r.float_max_error:.6g}"
+            + (" (lossless for the quantised values only, not bit-exact)" if r.lossless else "")
+        )
+    else:
+        kind = ""
+    print(f"{r.input} -> {r.output}: {r.nbytes} bytes, {r.bpv:.4f} bpv, ratio {r.ratio:.2f}{kind}")
+
+
+def _print_decode(item) -> None:
+    r = item.report
+    if r is None:
+        return
+    note = ""
+    if r.prefix and r.truncated:
+        note = " (prefix decode)"
+    elif r.truncated:
+        note = " (the file is truncated: decoded at lower quality)"
+    if r.unverified_bytes and r.tail_used:
+        note += (
+            f"; WARNING: the last {r.unverified_bytes} bytes could not be verified (no complete "
+            "CRC block) and were decoded anyway (--trust-tail)"
+        )
+    elif r.unverified_bytes:
+        note += (
+            f"; the last {r.unverified_bytes} bytes could not be verified (incomplete CRC block) "
+            "and were left out (--trust-tail decodes them)"
+        )
+    print(f"{r.input} -> {r.output}: {r.bytes_used} bytes decoded{note}")
+    if r.unverified_bytes:
+        print(
+            f"wdrcodec: warning: {r.input}: truncated, unverified tail of {r.unverified_bytes} "
+            f"bytes {'decoded' if r.tail_used else 'left out'}",
+            file=sys.stderr,
+        )
 
 
 def cmd_encode(args) -> int:
-    from medshared.io import atomic_write_bytes
-    from wdrcodec.codec import encode
-    from wdrcodec.io import read_volume
+    config = config_from_args(EncodeConfig, args)
+    inputs, outputs = _pairs(args, ".wdr", dicom=True)
+    from wdrcodec.files import encode_file
+    from wdrcodec.jit import ensure_compiled
 
-    vol = read_volume(args.input)
-    blob = encode(
-        vol.array,
-        bpv=args.bpv,
-        psnr=args.psnr,
-        psnr_range=args.psnr_range,
-        lossless=args.lossless,
-        mode=args.mode,
-        spacing=vol.spacing,
-        affine=vol.affine,
-        axes=vol.axes,
-        float_step=args.float_step,
-        name=str(args.input),
-        **_coding_kwargs(args),
-    )
-    atomic_write_bytes(args.output, blob)
-    print(
-        f"{args.input} -> {args.output}: {len(blob)} bytes, "
-        f"{len(blob) * 8 / vol.array.size:.4f} bpv, ratio {vol.array.nbytes / len(blob):.2f}"
-    )
-    return 0
+    ensure_compiled(quiet=args.quiet)
+    show = None if args.quiet else _print_encode
+    return _run_all(args, encode_file, inputs, outputs, (config,), show)
 
 
 def cmd_decode(args) -> int:
-    from wdrcodec.codec import decode_full
-    from wdrcodec.io import write_output
+    limits = config_from_args(DecodeConfig, args)
+    inputs, outputs = _pairs(args, "." + args.format, dicom=False)
+    from functools import partial
 
-    res = decode_full(_read_wdr(args.input), args.bpv, name=str(args.input))
-    write_output(args.output, res.array, res.header)
-    if args.bpv is not None and res.truncated:
-        note = f" (prefix decode at {args.bpv:g} bpv)"
-    elif res.truncated:
-        note = " (the file is truncated: decoded at lower quality)"
-    else:
-        note = ""
-    print(f"{args.input} -> {args.output}: {res.bytes_used} bytes decoded{note}")
-    return 0
+    from wdrcodec.files import decode_file
+    from wdrcodec.jit import ensure_compiled
+
+    ensure_compiled(quiet=args.quiet)
+    job = partial(decode_file, trust_tail=args.trust_tail)
+    show = None if args.quiet else _print_decode
+    return _run_all(args, job, inputs, outputs, (limits,), show)
 
 
 def cmd_info(args) -> int:
     from wdrcodec.codec import read_header
+    from wdrcodec.files import read_wdr
 
-    data = _read_wdr(args.input)
+    data = read_wdr(args.input)
     h = read_header(data, name=str(args.input))
     info = {
         "file": str(args.input),
         "file_bytes": len(data),
         "complete": len(data) >= h.file_size,
+        "format_version": h.version,
         "shape": list(h.shape),
-        "axes": "xyz (NIfTI)" if h.axes_xyz else "zyx",
+        "axes": "xyz (NIfTI)" if h.axes_xyz else f"slice axis {h.slice_axis}",
+        "slice_axis": h.slice_axis,
+        "time_axis": h.time_axis,
         "dtype": h.dtype,
-        "lossless": h.lossless,
+        "lossless": h.lossless and not h.dtype.startswith("float"),
         "mode": h.mode,
         "levels": h.levels,
         "packet": h.packet,
@@ -185,6 +303,7 @@ def cmd_info(args) -> int:
     }
     if h.dtype.startswith("float"):
         info["float_step"] = h.quant_step
+        info["reversible_transform"] = h.lossless
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -194,18 +313,20 @@ def cmd_info(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from wdrcodec.files import check_input, check_output, volume_layout
+
+    check_input(args.input, folder_ok=True)
+    if args.json is not None:
+        check_output(args.json, [args.input], what="--json")
+    options = {f: getattr(args, f) for f in CODING_FIELDS if f != "mode" and hasattr(args, f)}
+    EncodeConfig(lossless=True, **options)  # validate before any work
     from wdrcodec.evaluate import evaluate, format_table
     from wdrcodec.io import read_volume
 
     vol = read_volume(args.input)
-    rows = evaluate(
-        vol.array,
-        args.bpv,
-        args.mode,
-        axes=vol.axes,
-        lossless=not args.no_lossless,
-        **_coding_kwargs(args),
-    )
+    array, kw = volume_layout(vol)
+    kw.pop("affine", None)
+    rows = evaluate(array, args.bpv, args.modes, lossless=not args.no_lossless, **kw, **options)
     print(format_table(rows, f"{args.input} {vol.array.shape} {vol.array.dtype}"))
     if args.json:
         from medshared.io import atomic_write_text
@@ -215,38 +336,40 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.json is not None:
+        from wdrcodec.files import check_output
+
+        check_output(args.json, [], what="--json")
     from wdrcodec.bench import run_bench
 
     return run_bench(quick=args.quick, json_path=args.json)
 
 
 def cmd_demo(args) -> int:
-    from wdrcodec.demo import run_demo
+    import tempfile
 
-    return run_demo(summary_json=args.summary_json)
+    from medshared.demo import format_table
+    from wdrcodec.demo import demo_rows
 
+    if args.summary_json is not None:
+        from wdrcodec.files import check_output
 
-COMMANDS = {
-    "encode": cmd_encode,
-    "decode": cmd_decode,
-    "info": cmd_info,
-    "eval": cmd_eval,
-    "bench": cmd_bench,
-    "demo": cmd_demo,
-}
+        check_output(args.summary_json, [], what="--summary-json")
+    if args.out_dir is not None and not args.out_dir.is_dir():
+        raise WdrError(f"--out-dir {args.out_dir}: not an existing folder")
+    with tempfile.TemporaryDirectory(prefix="wdrcodec-demo-") as tmp:
+        rows = demo_rows(args.out_dir or Path(tmp), args.quick)
+    print(format_table(rows))
+    if args.summary_json is not None:
+        from medshared.io import atomic_write_text
+
+        atomic_write_text(args.summary_json, json.dumps([r.to_json() for r in rows], indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (2 on a user error, printed without traceback)."""
-    args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except WdrError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as exc:  # medshared errors and file system problems
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """Entry point; returns the exit status (2 on a user error, printed as one line)."""
+    return run_cli(build_parser, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

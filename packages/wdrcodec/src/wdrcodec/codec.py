@@ -1,22 +1,24 @@
 """Public encode/decode API: array <-> ``.wdr`` bytes.
 
-Array axes: a 2D array is one slice ``(Y, X)``; a 3D array is ``(Z, Y, X)`` with slices along
-axis 0; a 4D array is ``(T, Z, Y, X)``, every volume ``t`` coded as its own set of blocks in the
-one embedded stream (a common bit-plane threshold across volumes). With ``axes="xyz"`` the array
-is NIfTI-ordered ``(X, Y[, Z[, T]])`` instead; it is transposed for coding and transposed back on
-decode, so :func:`decode` always returns the array in the layout :func:`encode` received.
+Array axes: a 2D array is one slice; a 3D array is a volume whose slices run along
+``slice_axis`` (default 0: ``(Z, Y, X)``); a 4D array is a series whose volumes run along
+``time_axis`` (default 0) and slices along ``slice_axis`` (default: the first axis after the
+time axis, e.g. ``(T, Z, Y, X)``). NIfTI data ``(X, Y, Z[, T])`` are coded with
+``slice_axis=2, time_axis=3``. The codec moves those axes first (its one transpose, in
+:func:`axis_order`), codes every volume as its own set of blocks in the one embedded stream, and
+:func:`decode` returns the array in the layout :func:`encode` received.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from wdrcodec import coder
+from wdrcodec.config import DEFAULT_MAX_VOXELS, DecodeConfig, EncodeConfig
 from wdrcodec.container import (
-    DEFAULT_MAX_VOXELS,
     DTYPE_CODES,
     Header,
     block_layout,
@@ -28,12 +30,13 @@ from wdrcodec.container import (
 from wdrcodec.decomposition import forward, inverse
 from wdrcodec.errors import WdrError
 from wdrcodec.layout import Layout, make_layout
-from wdrcodec.mcpd import NORMS, mcpd_grouping
+from wdrcodec.mcpd import mcpd_grouping
 
 FRAC_BITS = 4  # lossy coefficients are coded in units of 1/16 intensity step
-MODES = ("3d", "2d", "mcpd")
 INTEGER_DTYPES = ("uint8", "int8", "uint16", "int16")
-FLOAT_LEVELS = 65535  # default float quantisation: (max - min) / 65535
+FLOAT_LEVELS = 65535  # default float quantisation: robust range / 65535
+ROBUST_PERCENTILES = (1.0, 99.0)  # the robust range of float input (percent)
+MAX_LEVELS_Q = 2**30  # largest quantised float value the coder accepts
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,9 @@ class Decoded:
 
     ``array``: decoded data in the original layout and dtype; ``header``: the file header;
     ``truncated``: the file was shorter than its header says (or a ``bpv`` prefix was asked);
-    ``complete``: every coded bit plane was decoded; ``bytes_used``: header + payload bytes read.
+    ``complete``: every coded bit plane was decoded; ``bytes_used``: header + payload bytes
+    decoded; ``unverified_bytes``: bytes of an incomplete last payload block of a truncated file,
+    whose CRC cannot be checked: left out (0) unless ``trust_tail=True``.
     """
 
     array: np.ndarray
@@ -50,29 +55,65 @@ class Decoded:
     truncated: bool
     complete: bool
     bytes_used: int
+    unverified_bytes: int = 0
+    tail_used: bool = False
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Result of :func:`encode_full`: the ``.wdr`` bytes, their header and, for float input,
+    the quantisation step and the largest absolute error it causes (input units)."""
+
+    data: bytes
+    header: Header
+    float_step: float | None
+    float_max_error: float | None
+
+    @property
+    def exact(self) -> bool:
+        """True when decoding the whole stream reproduces the input bit for bit."""
+        return self.header.lossless and self.float_step is None
 
 
 # ----------------------------------------------------------------------------- layout helpers
 
 
-def _shape4(s: tuple[int, ...]) -> tuple[int, int, int, int]:
-    s = tuple(int(v) for v in s)
-    return (1,) * (4 - len(s)) + s  # type: ignore[return-value]
+def axis_order(ndim: int, slice_axis: int | None, time_axis: int | None) -> tuple[int, ...]:
+    """Permutation that brings an array to coding order: ``(T, Z, ...)`` then the in-plane axes
+    in their original order. ``None`` takes the defaults of the module docstring."""
+    if ndim == 2:
+        if slice_axis is not None or time_axis is not None:
+            raise WdrError("slice_axis/time_axis: a 2D array is one slice, give neither")
+        return (0, 1)
+    if ndim == 3 and time_axis is not None:
+        raise WdrError("time_axis: a 3D array has no time axis")
+
+    def norm(ax: int, what: str) -> int:
+        if not isinstance(ax, int | np.integer) or not -ndim <= ax < ndim:
+            raise WdrError(f"{what}: must be an axis of a {ndim}D array, got {ax!r}")
+        return int(ax) % ndim
+
+    lead = []
+    if ndim == 4:
+        t = norm(0 if time_axis is None else time_axis, "time_axis")
+        lead.append(t)
+    s = norm((1 if lead == [0] else 0) if slice_axis is None else slice_axis, "slice_axis")
+    if s in lead:
+        raise WdrError("slice_axis and time_axis must be different axes")
+    lead.append(s)
+    return tuple(lead) + tuple(i for i in range(ndim) if i not in lead)
 
 
-def _to_internal(a: np.ndarray, axes_xyz: bool) -> np.ndarray:
-    """``(Y, X)``/``(Z, Y, X)``/``(T, Z, Y, X)`` (or NIfTI order reversed) -> ``(T, Z, Y, X)``."""
-    if axes_xyz:
-        a = a.transpose(tuple(reversed(range(a.ndim))))
-    return a.reshape(_shape4(a.shape))
+def _to_internal(a: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    """The array in coding order ``(T, Z, Y, X)`` (padded with leading 1s)."""
+    a = a.transpose(order)
+    return a.reshape((1,) * (4 - a.ndim) + a.shape)
 
 
-def _from_internal(a4: np.ndarray, shape: tuple[int, ...], axes_xyz: bool) -> np.ndarray:
+def _from_internal(a4: np.ndarray, shape: tuple[int, ...], order: tuple[int, ...]) -> np.ndarray:
     """Inverse of :func:`_to_internal` for an array of original ``shape``."""
-    if axes_xyz:
-        rev = tuple(reversed(range(len(shape))))
-        return a4.reshape(tuple(shape[i] for i in rev)).transpose(rev)
-    return a4.reshape(shape)
+    moved = a4.reshape(tuple(shape[i] for i in order))
+    return moved.transpose(np.argsort(order))
 
 
 def _check_array(array: np.ndarray, name: str) -> np.ndarray:
@@ -82,7 +123,7 @@ def _check_array(array: np.ndarray, name: str) -> np.ndarray:
     if a.size == 0:
         raise WdrError(f"{name}: empty array of shape {a.shape}")
     if a.size > DEFAULT_MAX_VOXELS:
-        raise WdrError(f"{name}: {a.size} voxels exceed the limit of {DEFAULT_MAX_VOXELS}")
+        raise WdrError(f"{name}: {a.size} voxels exceed the codec's limit of {DEFAULT_MAX_VOXELS}")
     dt = a.dtype.name
     if dt not in DTYPE_CODES:
         raise WdrError(
@@ -94,19 +135,36 @@ def _check_array(array: np.ndarray, name: str) -> np.ndarray:
     return a
 
 
-def _quantise(a4: np.ndarray, step: float | None) -> tuple[np.ndarray, float, float]:
-    """Integer volume to code, with ``(step, offset)``: ``value = q * step + offset``."""
+def _quantise(
+    a4: np.ndarray, step: float | None, name: str
+) -> tuple[np.ndarray, float | None, float, float | None]:
+    """Integer volume to code, with ``(step, offset, max_error)``: ``value = q * step + offset``.
+
+    Integer input is coded as is (``step`` None). Float input is quantised with ``step``, by
+    default the *robust* range (1st-99th percentile) divided by 65535, so one extreme outlier
+    cannot make the step coarse enough to erase the normal data; a range that then needs more
+    than 2**30 levels is refused. ``max_error`` is the largest absolute quantisation error.
+    """
     if a4.dtype.kind != "f":
-        return a4.astype(np.int64), 1.0, 0.0
-    lo, hi = float(a4.min()), float(a4.max())
+        return a4.astype(np.int64), None, 0.0, None
+    x = a4.astype(np.float64)
+    lo, hi = float(x.min()), float(x.max())
     if step is None:
-        step = (hi - lo) / FLOAT_LEVELS if hi > lo else 1.0
-    if not (math.isfinite(step) and step > 0):
-        raise WdrError(f"float_step must be a positive number, got {step}")
-    q = np.rint((a4.astype(np.float64) - lo) / step)
-    if q.max() >= 2**30:
-        raise WdrError(f"float_step {step} is too fine for the data range {hi - lo}")
-    return q.astype(np.int64), float(step), lo
+        plo, phi = np.percentile(x, ROBUST_PERCENTILES)
+        spread = float(phi - plo) if phi > plo else hi - lo
+        step = spread / FLOAT_LEVELS if spread > 0 else 1.0
+        hint = "clip the outliers or give --float-step"
+    else:
+        hint = "give a larger --float-step"
+    levels = (hi - lo) / step
+    if not levels < MAX_LEVELS_Q:
+        raise WdrError(
+            f"{name}: float values span {lo:.6g}..{hi:.6g}, {levels:.3g} quantisation steps of "
+            f"{step:.6g} (more than the codec's 2**30); an extreme outlier? {hint}"
+        )
+    q = np.rint((x - lo) / step)
+    err = float(np.max(np.abs(q * step + lo - x)))
+    return q.astype(np.int64), float(step), lo, err
 
 
 def _grouping(q4: np.ndarray, mode: str, threshold: float, norm: str) -> np.ndarray:
@@ -165,47 +223,51 @@ def _budget_payload(budget: int, n_group_bits: int, has_affine: bool) -> int:
 
 def encode(
     array: np.ndarray,
+    config: EncodeConfig | None = None,
     *,
-    bpv: float | None = None,
-    lossless: bool = False,
-    psnr: float | None = None,
-    psnr_range: str = "ref",
-    mode: str = "3d",
-    levels: int = 5,
-    packet: bool = False,
-    mcpd_threshold: float = 0.5,
-    mcpd_norm: str = "std",
+    slice_axis: int | None = None,
+    time_axis: int | None = None,
     spacing: tuple[float, ...] | None = None,
     affine: np.ndarray | None = None,
-    axes: str = "zyx",
-    float_step: float | None = None,
     name: str = "array",
+    **options: object,
 ) -> bytes:
-    """Encode an array into ``.wdr`` bytes.
+    """Encode an array into ``.wdr`` bytes (see :func:`encode_full` for the parameters)."""
+    return encode_full(
+        array,
+        config,
+        slice_axis=slice_axis,
+        time_axis=time_axis,
+        spacing=spacing,
+        affine=affine,
+        name=name,
+        **options,
+    ).data
+
+
+def encode_full(
+    array: np.ndarray,
+    config: EncodeConfig | None = None,
+    *,
+    slice_axis: int | None = None,
+    time_axis: int | None = None,
+    spacing: tuple[float, ...] | None = None,
+    affine: np.ndarray | None = None,
+    name: str = "array",
+    **options: object,
+) -> Encoded:
+    """Encode an array; returns :class:`Encoded` (bytes, header, float quantisation error).
 
     Parameters
     ----------
     array:
-        ``(Y, X)``, ``(Z, Y, X)`` or ``(T, Z, Y, X)`` (``axes="zyx"``) or NIfTI-ordered
-        ``(X, Y[, Z[, T]])`` (``axes="xyz"``); uint8/int8/uint16/int16, or float32/float64
-        quantised with ``float_step`` (default ``(max - min) / 65535``).
-    bpv:
-        Target rate in bits per voxel; the whole file (header included) is
-        ``floor(bpv * n_voxels / 8)`` bytes unless the stream ends earlier.
-    lossless:
-        Integer LeGall 5/3 transform; the full stream reproduces integer input bit for bit.
-        Combined with ``bpv`` it gives a lossy prefix of that lossless stream.
-    psnr:
-        Alternative to ``bpv``: the shortest prefix whose decoded PSNR (dB, peak = data range
-        with ``psnr_range="ref"`` or dtype range with ``"dtype"``) reaches ``psnr``.
-    mode:
-        ``"3d"`` whole volume, ``"2d"`` slice by slice, ``"mcpd"`` the paper's grouping.
-    levels:
-        Maximum decomposition levels per axis (fewer for short axes).
-    packet:
-        Wavelet-packet decomposition of the slice axis in 3D blocks.
-    mcpd_threshold, mcpd_norm:
-        MCPD rule (see :mod:`wdrcodec.mcpd`).
+        2D slice, 3D volume or 4D series (axes: module docstring); uint8/int8/uint16/int16, or
+        float32/float64 quantised with ``float_step`` (default: robust range / 65535).
+    config:
+        :class:`~wdrcodec.config.EncodeConfig` (rate, mode, levels, MCPD, float step). Keyword
+        ``options`` override its fields, e.g. ``encode(vol, bpv=1.0, mode="mcpd")``.
+    slice_axis, time_axis:
+        Axis along which slices run, and the volumes of a 4D series.
     spacing:
         Voxel size per array axis (mm; seconds for a time axis), stored in the header.
     affine:
@@ -216,99 +278,90 @@ def encode(
     WdrError
         On unsupported input, contradictory options or a budget smaller than the header.
     """
+    try:
+        cfg = EncodeConfig(**options) if config is None else replace(config, **options)
+    except TypeError as exc:
+        raise WdrError(f"encode: {exc}") from None
     a = _check_array(array, name)
-    if mode not in MODES:
-        raise WdrError(f"mode must be one of {MODES}, got {mode!r}")
-    if mcpd_norm not in NORMS:
-        raise WdrError(f"mcpd_norm must be one of {NORMS}, got {mcpd_norm!r}")
-    if axes not in ("zyx", "xyz"):
-        raise WdrError(f"axes must be 'zyx' or 'xyz', got {axes!r}")
-    if not (isinstance(levels, int) and 0 <= levels <= 12):
-        raise WdrError(f"levels must be an integer in 0..12, got {levels!r}")
-    if sum(x is not None for x in (bpv, psnr)) > 1:
-        raise WdrError("give at most one of bpv and psnr")
-    if bpv is None and psnr is None and not lossless:
-        raise WdrError("give a rate (bpv), a quality (psnr) or lossless=True")
-    if bpv is not None and not (math.isfinite(bpv) and bpv > 0):
-        raise WdrError(f"bpv must be a positive number, got {bpv}")
-    if psnr is not None and not (math.isfinite(psnr) and psnr > 0):
-        raise WdrError(f"psnr must be a positive number of dB, got {psnr}")
+    order = axis_order(a.ndim, slice_axis, time_axis)
     if spacing is None:
         spacing = (1.0,) * a.ndim
     spacing = tuple(float(s) for s in spacing)
     if len(spacing) != a.ndim or not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise WdrError(f"spacing must be {a.ndim} positive numbers, got {spacing}")
+        raise WdrError(f"{name}: spacing must be {a.ndim} positive numbers, got {spacing}")
     if affine is not None:
         affine = np.asarray(affine, dtype=np.float64)
         if affine.shape != (4, 4) or not np.isfinite(affine).all():
-            raise WdrError(f"affine must be a finite (4, 4) matrix, got shape {affine.shape}")
+            raise WdrError(f"{name}: affine must be a finite (4, 4) matrix, got {affine.shape}")
 
-    axes_xyz = axes == "xyz"
-    a4 = _to_internal(a, axes_xyz)
-    q4, step, offset = _quantise(a4, float_step)
-    grouping = _grouping(q4, mode, mcpd_threshold, mcpd_norm)
-    lay = make_layout(q4.shape, grouping, levels, packet)
+    a4 = _to_internal(a, order)
+    q4, step, offset, qerr = _quantise(a4, cfg.float_step, name)
+    grouping = _grouping(q4, cfg.mode, cfg.mcpd_threshold, cfg.mcpd_norm)
+    lay = make_layout(q4.shape, grouping, cfg.levels, cfg.packet)
+    lossless = cfg.lossless
     mean = float(np.rint(q4.mean())) if lossless else float(q4.mean())
-    mag, neg = _coefficients(q4, lay, lossless, packet, mean)
-    frac = 0 if lossless else FRAC_BITS
+    mag, neg = _coefficients(q4, lay, lossless, cfg.packet, mean)
     mmax = int(mag.max())
     top = int(mmax).bit_length() - 1 if mmax > 0 else 0
-    nplanes = top + 1 if mmax > 0 else 0
     header = Header(
         shape=tuple(int(s) for s in a.shape),
         dtype=a.dtype.name,
         lossless=lossless,
-        mode=mode,
-        levels=levels,
-        packet=packet,
+        mode=cfg.mode,
+        levels=cfg.levels,
+        packet=cfg.packet,
         top=top,
-        nplanes=nplanes,
-        frac_bits=frac,
+        nplanes=top + 1 if mmax > 0 else 0,
+        frac_bits=0 if lossless else FRAC_BITS,
         vmin=int(q4.min()),
         vmax=int(q4.max()),
         mean=mean,
-        quant_step=step,
+        quant_step=1.0 if step is None else step,
         quant_offset=offset,
-        mcpd_threshold=float(mcpd_threshold),
-        mcpd_norm=mcpd_norm,
+        mcpd_threshold=float(cfg.mcpd_threshold),
+        mcpd_norm=cfg.mcpd_norm,
         spacing=spacing,
-        axes_xyz=axes_xyz,
+        order=order,
         grouping=grouping,
         affine=affine,
     )
     nvox = a.size
-    has_aff = affine is not None
-    if bpv is not None:
-        budget = int(math.floor(bpv * nvox / 8))
-        limit = _budget_payload(budget, grouping.size, has_aff)
+    if cfg.bpv is not None:
+        budget = int(math.floor(cfg.bpv * nvox / 8))
+        limit = _budget_payload(budget, grouping.size, affine is not None)
         if limit < 1:
             raise WdrError(
-                f"bpv={bpv} gives {budget} bytes, less than the {budget - limit} header bytes"
+                f"--bpv {cfg.bpv:g} gives {budget} bytes for {name}, less than the "
+                f"{budget - limit} header bytes"
             )
-    elif psnr is not None:
+    elif cfg.psnr is not None:
         limit = int(math.ceil(nvox * max(2, a.dtype.itemsize) * 1.25)) + 1024
     else:
         limit = None
-    payload, _status = coder.encode_coefficients(mag, neg, top, nplanes, limit, lay.classes)
-    if psnr is not None:
-        payload = _shortest_prefix(a, payload, header, lay, q4.shape, psnr, psnr_range)
-    return pack(header, payload)
+    payload, _status = coder.encode_coefficients(mag, neg, top, header.nplanes, limit, lay.classes)
+    if cfg.psnr is not None:
+        payload = _shortest_prefix(a4, payload, header, lay, q4.shape, cfg.psnr, cfg.psnr_range)
+    data = pack(header, payload)
+    return Encoded(data, header, step, qerr)
 
 
-def _shortest_prefix(a, payload, header, lay, shape4, target, psnr_range) -> bytes:
-    if psnr_range not in ("ref", "dtype"):
-        raise WdrError(f"psnr_range must be 'ref' or 'dtype', got {psnr_range!r}")
-    ref = a.astype(np.float64)
+def _shortest_prefix(a4, payload, header, lay, shape4, target, psnr_range) -> bytes:
+    """Shortest prefix of ``payload`` whose decode reaches ``target`` dB (bisection)."""
+    from medshared.metrics import psnr
+
+    ref = a4.reshape(shape4)
     if psnr_range == "ref":
-        peak = float(ref.max() - ref.min()) or 1.0
+        peak = float(ref.max()) - float(ref.min())
+    elif ref.dtype.kind in "iu":
+        info = np.iinfo(ref.dtype)
+        peak = float(info.max) - float(info.min)
     else:
-        info = np.iinfo(a.dtype) if a.dtype.kind in "iu" else None
-        peak = float(info.max - info.min) if info else float(ref.max() - ref.min()) or 1.0
+        peak = float(ref.max()) - float(ref.min())
+    peak = peak or 1.0
 
     def quality(length: int) -> float:
-        rec = _reconstruct(payload[:length], header, lay, shape4)[0].astype(np.float64)
-        mse = float(np.mean((rec - ref) ** 2))
-        return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
+        rec = _reconstruct_internal(payload[:length], header, lay, shape4)[0]
+        return psnr(ref, rec, data_range=peak)
 
     lo, hi = 1, len(payload)
     if quality(hi) < target:
@@ -322,25 +375,27 @@ def _shortest_prefix(a, payload, header, lay, shape4, target, psnr_range) -> byt
     return payload[:hi]
 
 
-def _reconstruct(payload: bytes, h: Header, lay: Layout, shape4) -> tuple[np.ndarray, int]:
+def _reconstruct_internal(payload, h: Header, lay: Layout, shape4) -> tuple[np.ndarray, int]:
+    """Decode ``payload`` to the ``(T, Z, Y, X)`` array in the stored dtype, and the status."""
     cls = lay.classes
     rec, status = coder.decode_midpoints(payload, h.top, h.nplanes, cls, 2.0**-h.frac_bits)
     flat = np.empty(lay.n, dtype=np.float64)
     coder.scatter_values(rec, lay.boxes, flat)
+    del rec
     if h.lossless:
-        flat = np.rint(flat).astype(np.int64)
+        np.rint(flat, out=flat)
     vol = _synthesis(flat, lay, shape4, h.lossless, h.packet)
     coder.finalize(vol, h.mean, float(h.vmin), float(h.vmax))
     if h.dtype.startswith("float"):
-        out = (vol * h.quant_step + h.quant_offset).astype(h.dtype)
-    else:
-        out = vol.astype(h.dtype)
-    return _from_internal(out, h.shape, h.axes_xyz), status
+        vol *= h.quant_step
+        vol += h.quant_offset
+        return vol.astype(h.dtype), status
+    return vol.astype(h.dtype), status
 
 
-def read_header(data: bytes, name: str = "data", max_voxels: int = DEFAULT_MAX_VOXELS) -> Header:
+def read_header(data: bytes, name: str = "data", limits: DecodeConfig | None = None) -> Header:
     """Parse and validate the header of ``.wdr`` bytes (also checks complete payload blocks)."""
-    return split(data, name, max_voxels).header
+    return split(data, name, limits).header
 
 
 def decode_full(
@@ -348,30 +403,51 @@ def decode_full(
     bpv: float | None = None,
     *,
     name: str = "data",
-    max_voxels: int = DEFAULT_MAX_VOXELS,
+    limits: DecodeConfig | None = None,
+    trust_tail: bool = False,
 ) -> Decoded:
     """Decode ``.wdr`` bytes (or a prefix of them); see :class:`Decoded`.
 
-    ``bpv`` decodes only the first ``floor(bpv * n_voxels / 8)`` bytes of the file, the same
-    as cutting the file there.
+    ``bpv`` decodes only the first ``floor(bpv * n_voxels / 8)`` bytes of the file, the same as
+    cutting the file there. ``limits`` (:class:`~wdrcodec.config.DecodeConfig`) bounds what the
+    header may make the decoder allocate. A truncated file's incomplete last block cannot be
+    CRC-checked: it is left out (``unverified_bytes`` says how many bytes) unless
+    ``trust_tail=True``.
     """
-    sp = split(data, name, max_voxels)
+    limits = limits or DecodeConfig()
+    if bpv is None:
+        bpv = limits.bpv
+    sp = split(data, name, limits)
     h = sp.header
     payload = sp.payload
     truncated = sp.truncated
+    verified = len(payload)
+    if truncated:
+        verified = (len(payload) // h.block_size) * h.block_size
+        if not trust_tail:
+            payload = payload[:verified]
+    unverified = len(sp.payload) - verified
     if bpv is not None:
         if not (math.isfinite(bpv) and bpv > 0):
-            raise WdrError(f"bpv must be a positive number, got {bpv}")
+            raise WdrError(f"--bpv: must be a positive number of bits per voxel, got {bpv}")
         keep = int(math.floor(bpv * h.n_voxels / 8)) - h.header_len
         if keep < len(payload):
             payload = payload[: max(keep, 0)]
             truncated = True
-    shape4 = internal_shape(h.shape, h.axes_xyz)
+    shape4 = internal_shape(h.shape, h.order)
     lay = make_layout(shape4, h.grouping, h.levels, h.packet)
-    out, status = _reconstruct(payload, h, lay, shape4)
+    out4, status = _reconstruct_internal(payload, h, lay, shape4)
     if status == coder.STATUS_CORRUPT:
         raise WdrError(f"{name}: corrupted payload (inconsistent WDR symbol stream)")
-    return Decoded(out, h, truncated, status == coder.STATUS_COMPLETE, h.header_len + len(payload))
+    return Decoded(
+        _from_internal(out4, h.shape, h.order),
+        h,
+        truncated,
+        status == coder.STATUS_COMPLETE,
+        h.header_len + len(payload),
+        unverified,
+        len(payload) > verified,
+    )
 
 
 def decode(
@@ -379,15 +455,17 @@ def decode(
     bpv: float | None = None,
     *,
     name: str = "data",
-    max_voxels: int = DEFAULT_MAX_VOXELS,
+    limits: DecodeConfig | None = None,
+    trust_tail: bool = False,
 ) -> np.ndarray:
     """Decode ``.wdr`` bytes to an array with the encoded shape, layout and dtype.
 
-    A truncated file decodes at lower quality; ``bpv`` decodes a prefix for a lower rate.
+    A truncated file decodes at lower quality (its unverifiable tail left out); ``bpv``
+    decodes a prefix for a lower rate.
 
     Raises
     ------
     WdrError
-        Not a ``.wdr`` file, corrupted header or payload block, or too large for ``max_voxels``.
+        Not a ``.wdr`` file, corrupted header or payload block, or beyond ``limits``.
     """
-    return decode_full(data, bpv, name=name, max_voxels=max_voxels).array
+    return decode_full(data, bpv, name=name, limits=limits, trust_tail=trust_tail).array

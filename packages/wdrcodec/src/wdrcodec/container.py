@@ -10,23 +10,21 @@ still decodes); a header CRC or a complete payload block CRC that does not match
 from __future__ import annotations
 
 import math
-import os
 import struct
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from wdrcodec.config import DecodeConfig
 from wdrcodec.errors import WdrError
+from wdrcodec.memory import check_resources, check_voxels
 
 MAGIC = b"\x89WDR\r\n\x1a\n"
-VERSION = 1
+VERSION = 2  # version 2 adds the axis order (4 x u8); version 1 files are still read
 MAX_HEADER = 64 << 20
-DEFAULT_MAX_VOXELS = 1 << 28
-# Peak decoder working memory per voxel (coefficients, magnitudes, scan lists), measured
-# at 60-90 bytes; a header whose volume would need more than half the machine's RAM is refused.
-DECODER_BYTES_PER_VOXEL = 96
 PAYLOAD_BLOCK = 16384
+NO_AXIS = 255
 
 FLAG_LOSSLESS = 1
 FLAG_PACKET = 2
@@ -44,7 +42,9 @@ NORM_CODES = {v: k for k, v in NORMS.items()}
 # magic, version, flags, header_len, payload_len, ndim, dtype, mode, levels, top, nplanes,
 # frac_bits, norm, shape[4], vmin, vmax, mean, quant_step, quant_offset, mcpd_threshold,
 # spacing[4], n_vol, n_slices, block_size, n_blocks
-_FIXED = struct.Struct("<8sHHIQBBBBhBBB4Iqqdddd4dIIII")
+# version 2 appends: axis order[4] (u8, 255 past ndim)
+_FIXED_V1 = struct.Struct("<8sHHIQBBBBhBBB4Iqqdddd4dIIII")
+_FIXED = struct.Struct("<8sHHIQBBBBhBBB4Iqqdddd4dIIII4B")
 FIXED_SIZE = _FIXED.size
 
 
@@ -75,33 +75,48 @@ class Header:
     mcpd_threshold: float
     mcpd_norm: str
     spacing: tuple[float, ...]
-    axes_xyz: bool
+    order: tuple[int, ...]
     grouping: np.ndarray
     affine: np.ndarray | None = None
     payload_len: int = 0
     block_size: int = PAYLOAD_BLOCK
     block_crcs: list[int] = field(default_factory=list)
     header_len: int = 0
+    version: int = VERSION
 
     @property
     def n_voxels(self) -> int:
         return int(np.prod(self.shape))
 
     @property
+    def slice_axis(self) -> int | None:
+        """Axis of the original array along which slices run (``None`` for a 2D array)."""
+        return self.order[-3] if len(self.order) >= 3 else None
+
+    @property
+    def time_axis(self) -> int | None:
+        """Axis of the original array holding the volumes of a 4D series (``None`` otherwise)."""
+        return self.order[0] if len(self.order) == 4 else None
+
+    @property
+    def axes_xyz(self) -> bool:
+        """True when the original array is NIfTI-ordered: ``(X, Y, Z[, T])``, slices along Z."""
+        n = len(self.order)
+        return n >= 3 and self.slice_axis == 2 and (n == 3 or self.time_axis == 3)
+
+    @property
     def internal_shape(self) -> tuple[int, int, int, int]:
         """``(T, Z, Y, X)`` coded shape."""
-        return internal_shape(self.shape, self.axes_xyz)
+        return internal_shape(self.shape, self.order)
 
     @property
     def file_size(self) -> int:
         return self.header_len + self.payload_len
 
 
-def internal_shape(shape: tuple[int, ...], axes_xyz: bool) -> tuple[int, int, int, int]:
-    """Map an array shape to the coded ``(T, Z, Y, X)`` shape (NIfTI order is reversed)."""
-    s = tuple(int(v) for v in shape)
-    if axes_xyz:
-        s = tuple(reversed(s))
+def internal_shape(shape: tuple[int, ...], order: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Map an array shape to the coded ``(T, Z, Y, X)`` shape: ``shape[order]``, padded with 1."""
+    s = tuple(int(shape[i]) for i in order)
     return (1,) * (4 - len(s)) + s  # type: ignore[return-value]
 
 
@@ -128,7 +143,7 @@ def pack(h: Header, payload: bytes) -> bytes:
     flags = (
         (FLAG_LOSSLESS if h.lossless else 0)
         | (FLAG_PACKET if h.packet else 0)
-        | (FLAG_AXES_XYZ if h.axes_xyz else 0)
+        | (FLAG_AXES_XYZ if h.axes_xyz else 0)  # informational since version 2
         | (FLAG_AFFINE if h.affine is not None else 0)
         | (FLAG_FLOAT if h.dtype.startswith("float") else 0)
     )
@@ -162,6 +177,7 @@ def pack(h: Header, payload: bytes) -> bytes:
         z,
         block_size,
         n_blocks,
+        *(list(h.order) + [NO_AXIS] * (4 - len(h.order))),
     )
     parts = [fixed]
     if h.affine is not None:
@@ -175,26 +191,23 @@ def pack(h: Header, payload: bytes) -> bytes:
     return out + payload
 
 
-def physical_memory() -> int:
-    """Physical RAM in bytes (0 if the platform does not report it)."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return 0
-
-
-def unpack(data: bytes, name: str = "data", max_voxels: int = DEFAULT_MAX_VOXELS) -> Header:
+def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) -> Header:
     """Parse and validate a header; raises :class:`WdrError` naming ``name`` on any problem."""
     data = memoryview(data)
     if len(data) < len(MAGIC) or bytes(data[: len(MAGIC)]) != MAGIC:
         if len(data) < len(MAGIC) and MAGIC.startswith(bytes(data)):
             raise WdrError(f"{name}: truncated inside the header ({len(data)} bytes)")
         raise WdrError(f"{name}: not a .wdr file (bad magic bytes)")
-    if len(data) < FIXED_SIZE:
-        raise WdrError(f"{name}: truncated inside the header ({len(data)} of {FIXED_SIZE}+ bytes)")
-    f = _FIXED.unpack(bytes(data[:FIXED_SIZE]))
-    version, flags, hlen, payload_len = f[1], f[2], f[3], f[4]
-    if hlen < FIXED_SIZE + 4 or hlen > MAX_HEADER:
+    limits = limits or DecodeConfig()
+    if len(data) < 10:
+        raise WdrError(f"{name}: truncated inside the header ({len(data)} bytes)")
+    (version,) = struct.unpack("<H", bytes(data[8:10]))
+    fixed = _FIXED_V1 if version == 1 else _FIXED
+    if len(data) < fixed.size:
+        raise WdrError(f"{name}: truncated inside the header ({len(data)} of {fixed.size}+ bytes)")
+    f = fixed.unpack(bytes(data[: fixed.size]))
+    flags, hlen, payload_len = f[2], f[3], f[4]
+    if hlen < fixed.size + 4 or hlen > MAX_HEADER:
         raise WdrError(f"{name}: corrupted header (header length {hlen})")
     if len(data) < hlen:
         raise WdrError(f"{name}: truncated inside the header ({len(data)} of {hlen} bytes)")
@@ -202,8 +215,10 @@ def unpack(data: bytes, name: str = "data", max_voxels: int = DEFAULT_MAX_VOXELS
     (crc,) = struct.unpack("<I", bytes(data[hlen - 4 : hlen]))
     if zlib.crc32(body) & 0xFFFFFFFF != crc:
         raise WdrError(f"{name}: corrupted header (CRC32 mismatch)")
-    if version != VERSION:
-        raise WdrError(f"{name}: unsupported .wdr format version {version} (this reads {VERSION})")
+    if version not in (1, VERSION):
+        raise WdrError(
+            f"{name}: unsupported .wdr format version {version} (this reads 1 and {VERSION})"
+        )
     ndim, dcode, mcode, levels, top, nplanes, frac, ncode = f[5:13]
     shape4 = f[13:17]
     vmin, vmax, mean, qstep, qoff, thr = f[17:23]
@@ -214,22 +229,14 @@ def unpack(data: bytes, name: str = "data", max_voxels: int = DEFAULT_MAX_VOXELS
     shape = tuple(int(v) for v in shape4[:ndim])
     if any(v < 1 for v in shape) or any(v != 1 for v in shape4[ndim:]):
         raise WdrError(f"{name}: corrupted header (shape {shape4})")
-    nvox = math.prod(shape)
-    if nvox > max_voxels:
-        raise WdrError(
-            f"{name}: array of {nvox} voxels exceeds the decoder limit of {max_voxels} "
-            "(raise max_voxels if the file is trusted)"
-        )
-    need = nvox * DECODER_BYTES_PER_VOXEL
-    ram = physical_memory()
-    if ram and need > ram // 2:
-        raise WdrError(
-            f"{name}: array of {nvox} voxels would need ~{need / 2**30:.1f} GiB to decode, more "
-            f"than half of this machine's {ram / 2**30:.1f} GiB (corrupted header, or decode on a "
-            "larger machine)"
-        )
-    axes_xyz = bool(flags & FLAG_AXES_XYZ)
-    tz = internal_shape(shape, axes_xyz)
+    check_voxels(name, shape, limits)
+    if version == 1:
+        order = tuple(reversed(range(ndim))) if flags & FLAG_AXES_XYZ else tuple(range(ndim))
+    else:
+        order = tuple(int(v) for v in f[31 : 31 + ndim])
+        if sorted(order) != list(range(ndim)) or any(v != NO_AXIS for v in f[31 + ndim : 35]):
+            raise WdrError(f"{name}: corrupted header (axis order {f[31:35]})")
+    tz = internal_shape(shape, order)
     if (n_vol, n_sl) != tz[:2]:
         raise WdrError(f"{name}: corrupted header (grouping size does not match shape)")
     if not (0 <= nplanes <= 64 and -1 <= top <= 62 and top - nplanes + 1 >= 0 and frac <= 16):
@@ -239,9 +246,11 @@ def unpack(data: bytes, name: str = "data", max_voxels: int = DEFAULT_MAX_VOXELS
     if block_layout(payload_len) != (block_size, n_blocks):
         raise WdrError(f"{name}: corrupted header (payload block table)")
     has_aff = bool(flags & FLAG_AFFINE)
-    if hlen != header_size(n_vol * n_sl, n_blocks, has_aff):
+    if hlen != header_size(n_vol * n_sl, n_blocks, has_aff) - FIXED_SIZE + fixed.size:
         raise WdrError(f"{name}: corrupted header (length does not match its fields)")
-    pos = FIXED_SIZE
+    available = min(payload_len, max(len(data) - hlen, 0))
+    check_resources(name, shape, DTYPES[dcode], available, bool(flags & FLAG_LOSSLESS), limits)
+    pos = fixed.size
     affine = None
     if has_aff:
         affine = np.frombuffer(body[pos : pos + 128], dtype="<f8").reshape(4, 4).copy()
@@ -269,13 +278,14 @@ def unpack(data: bytes, name: str = "data", max_voxels: int = DEFAULT_MAX_VOXELS
         mcpd_threshold=thr,
         mcpd_norm=NORMS[ncode],
         spacing=tuple(float(v) for v in spacing4[:ndim]),
-        axes_xyz=axes_xyz,
+        order=order,
         grouping=grouping,
         affine=affine,
         payload_len=payload_len,
         block_size=block_size,
         block_crcs=crcs,
         header_len=hlen,
+        version=version,
     )
 
 
@@ -288,9 +298,9 @@ class Split:
     truncated: bool
 
 
-def split(data: bytes, name: str = "data", max_voxels: int = DEFAULT_MAX_VOXELS) -> Split:
+def split(data: bytes, name: str = "data", limits: DecodeConfig | None = None) -> Split:
     """Validate header and every complete payload block; tell truncated from corrupted."""
-    h = unpack(data, name, max_voxels)
+    h = unpack(data, name, limits)
     payload = bytes(data[h.header_len :])
     if len(payload) > h.payload_len:
         raise WdrError(

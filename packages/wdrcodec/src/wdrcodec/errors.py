@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from medshared.errors import MedsharedError
 
-class WdrError(ValueError):
+
+class WdrError(MedsharedError):
     """Bad input, corrupted/truncated ``.wdr`` data or an impossible request.
 
-    The message names the file or argument at fault and what to do about it.
+    A subclass of :class:`medshared.errors.MedsharedError` (itself a ``ValueError``), so the shared
+    CLI runner prints it as one line with exit status 2. The message names the file or option at
+    fault and what to do about it. :class:`medshared.errors.MissingExtraError` passes through the
+    package unchanged (it is never re-wrapped as a ``WdrError``).
     """

@@ -49,7 +49,7 @@ class Layout:
         (1 finest, capped at 7); the coder picks its run-length contexts by class."""
         sizes = (self.boxes[:, 4] - self.boxes[:, 3]) * (self.boxes[:, 6] - self.boxes[:, 5])
         sizes = sizes * (self.boxes[:, 8] - self.boxes[:, 7])
-        return np.repeat(self.box_class, sizes).astype(np.uint8)
+        return np.repeat(self.box_class.astype(np.uint8), sizes)
 
     @property
     def order(self) -> np.ndarray:

@@ -1,0 +1,185 @@
+"""The codec's options: one frozen dataclass per job, every default declared once.
+
+:class:`EncodeConfig` is what :func:`wdrcodec.encode` takes and what ``wdrcodec encode`` / ``eval``
+build their flags from (``--bpv``, ``--mode``, ...: field names with ``-``); :class:`DecodeConfig`
+holds the decoder's resource limits (``wdrcodec decode --max-voxels/--max-memory``). Each field's
+``metadata`` carries its ``--help`` text (with unit) and the bounds checked at parse time.
+
+>>> EncodeConfig(bpv=1.0).mode
+'3d'
+>>> EncodeConfig(bpv=-1.0)
+Traceback (most recent call last):
+...
+wdrcodec.errors.WdrError: --bpv: must be a positive number of bits per voxel, got -1.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from wdrcodec.errors import WdrError
+
+Mode = Literal["3d", "2d", "mcpd"]
+Norm = Literal["std", "range", "none"]
+PsnrRange = Literal["ref", "dtype"]
+
+MODES: tuple[str, ...] = ("3d", "2d", "mcpd")
+NORMS: tuple[str, ...] = ("std", "range", "none")
+PSNR_RANGES: tuple[str, ...] = ("ref", "dtype")
+MAX_LEVELS = 12
+
+
+def _opt(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """Options of one encode (see :func:`wdrcodec.encode`).
+
+    Exactly one of ``bpv``, ``psnr`` or ``lossless`` selects the rate, except that ``bpv`` may be
+    combined with ``lossless`` (a lossy prefix of the lossless stream).
+    """
+
+    bpv: float | None = field(
+        default=None,
+        metadata={
+            "help": "target rate in bits/voxel; the file (header included) is "
+            "floor(bpv * voxels / 8) bytes",
+            "gt": 0.0,
+        },
+    )
+    psnr: float | None = field(
+        default=None,
+        metadata={"help": "shortest stream whose decode reaches this PSNR (dB)", "gt": 0.0},
+    )
+    lossless: bool = field(
+        default=False,
+        metadata={
+            "help": "reversible integer LeGall 5/3 transform; float input is quantised "
+            "first and the largest error is reported"
+        },
+    )
+    psnr_range: PsnrRange = field(
+        default="ref",
+        metadata={
+            "help": "PSNR peak for --psnr: the data range max-min (ref) or the dtype range (dtype)"
+        },
+    )
+    mode: Mode = field(
+        default="3d",
+        metadata={
+            "help": "3d: whole volume; 2d: slice by slice; mcpd: the paper's MCPD "
+            "grouping (3D group + 2D slices)"
+        },
+    )
+    levels: int = field(
+        default=5,
+        metadata={
+            "help": "maximum wavelet decomposition levels per axis (count; fewer on short axes)",
+            "min": 0,
+            "max": MAX_LEVELS,
+        },
+    )
+    packet: bool = field(
+        default=False, metadata={"help": "wavelet-packet decomposition of the slice axis"}
+    )
+    mcpd_threshold: float = field(
+        default=0.5,
+        metadata={
+            "help": "MCPD threshold: slices whose mean co-located difference is at most "
+            "this go into the 3D group (units of --mcpd-norm)",
+            "min": 0.0,
+        },
+    )
+    mcpd_norm: Norm = field(
+        default="std",
+        metadata={
+            "help": "intensity normalisation before MCPD: std (divide by the volume's "
+            "SD), range (0-1 min-max) or none (raw stored units)"
+        },
+    )
+    float_step: float | None = field(
+        default=None,
+        metadata={
+            "help": "quantisation step of float input (input units; default: robust "
+            "range / 65535, see README)",
+            "gt": 0.0,
+        },
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check_value(f.name, getattr(self, f.name), f.metadata)
+        if self.bpv is not None and self.psnr is not None:
+            raise WdrError("--bpv and --psnr: give at most one of them")
+        if self.psnr is not None and self.lossless:
+            raise WdrError("--psnr and --lossless: give at most one of them")
+        if self.bpv is None and self.psnr is None and not self.lossless:
+            raise WdrError("give a rate (--bpv), a quality (--psnr) or --lossless")
+
+
+DEFAULT_MAX_VOXELS = 1 << 28
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Resource limits of one decode; they bound what a (possibly forged) header may allocate."""
+
+    bpv: float | None = field(
+        default=None,
+        metadata={
+            "help": "decode only the first floor(bpv * voxels / 8) bytes (bits/voxel; "
+            "default: the whole file)",
+            "gt": 0.0,
+        },
+    )
+    max_voxels: int = field(
+        default=DEFAULT_MAX_VOXELS,
+        metadata={"help": "refuse files whose array has more voxels than this (count)", "min": 1},
+    )
+    max_memory: float | None = field(
+        default=None,
+        metadata={
+            "help": "refuse files whose decode needs more than this much memory (GiB; "
+            "default: the memory available now)",
+            "gt": 0.0,
+        },
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check_value(f.name, getattr(self, f.name), f.metadata)
+
+
+def check_value(name: str, value: Any, meta: Any) -> None:
+    """Check one option against its ``choices``/``gt``/``min``/``max`` metadata.
+
+    Raises :class:`WdrError` naming the command-line option (``--float-step``), so the same
+    message serves the CLI and the Python API.
+    """
+    if value is None or isinstance(value, bool):
+        return
+    opt = _opt(name)
+    if isinstance(value, str):
+        allowed = {"mode": MODES, "mcpd_norm": NORMS, "psnr_range": PSNR_RANGES}.get(name)
+        if allowed is not None and value not in allowed:
+            raise WdrError(f"{opt}: must be one of {', '.join(allowed)}, got {value!r}")
+        return
+    if "min" in meta and isinstance(meta["min"], int) and not isinstance(value, int):
+        raise WdrError(f"{opt}: must be an integer, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise WdrError(f"{opt}: must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise WdrError(f"{opt}: must be a finite number, got {value!r}")
+    if "gt" in meta and not v > meta["gt"]:
+        unit = {"bpv": " of bits per voxel", "psnr": " of dB"}.get(name, "")
+        raise WdrError(f"{opt}: must be a positive number{unit}, got {value!r}")
+    if "min" in meta and v < meta["min"]:
+        raise WdrError(f"{opt}: must be at least {meta['min']}, got {value!r}")
+    if "max" in meta and v > meta["max"]:
+        raise WdrError(f"{opt}: must be at most {meta['max']}, got {value!r}")

@@ -1,0 +1,62 @@
+"""The JIT kernels' on-disk cache: say so before a first-run compile instead of a silent wait.
+
+The numba kernels (:mod:`wdrcodec.coder`, :mod:`wdrcodec.lifting`) are compiled on first use and
+cached next to the modules (``__pycache__``, or ``NUMBA_CACHE_DIR``). Loading the cache costs
+~0.1 s; compiling costs 15-30 s once per machine and numba version. :func:`ensure_compiled` prints
+one line on stderr when the cache is missing, then runs a tiny lossy and lossless round trip so
+every kernel is loaded (or compiled and cached) before real work or a process pool starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+_MODULES = ("coder", "lifting")
+_done = False
+
+
+def cache_dirs() -> list[Path]:
+    """Folders where numba may keep this package's kernel cache."""
+    here = Path(__file__).resolve().parent
+    dirs = [here / "__pycache__"]
+    env = os.environ.get("NUMBA_CACHE_DIR")
+    if env:
+        dirs.insert(0, Path(env))
+    return dirs
+
+
+def cache_present() -> bool:
+    """True when a kernel cache index exists for every JIT module (no compile needed)."""
+    for mod in _MODULES:
+        found = False
+        for d in cache_dirs():
+            if d.is_dir() and any(d.rglob(f"{mod}.*.nbi")):
+                found = True
+                break
+        if not found:
+            return False
+    return True
+
+
+def ensure_compiled(quiet: bool = False) -> None:
+    """Load every kernel once; announce a first-run compile on stderr unless ``quiet``."""
+    global _done
+    if _done:
+        return
+    if not quiet and not cache_present():
+        print(
+            "wdrcodec: compiling the JIT kernels (first run on this machine, ~20-30 s; cached "
+            "afterwards)...",
+            file=sys.stderr,
+            flush=True,
+        )
+    import numpy as np
+
+    from wdrcodec.codec import decode, encode
+
+    small = (np.arange(4 * 16 * 16) % 7).astype(np.uint8).reshape(4, 16, 16)
+    decode(encode(small, bpv=2.0))
+    decode(encode(small, lossless=True))
+    _done = True
