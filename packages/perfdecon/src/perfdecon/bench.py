@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from perfdecon.config import HEMATOCRIT_FACTOR, LAMBDA_REL, RHO
+
 
 @dataclass
 class BenchResult:
@@ -31,7 +33,7 @@ class BenchResult:
     method_s: dict[str, float]
 
 
-def numpy_loop_maps(ctc: np.ndarray, aif: np.ndarray, dt: float, lambda_rel: float = 0.3) -> dict:
+def numpy_loop_maps(ctc: np.ndarray, aif: np.ndarray, dt: float, lambda_rel: float = LAMBDA_REL) -> dict:
     """Baseline: per-voxel Python loop (regularised inverse precomputed once, fairly).
 
     ``ctc`` is ``(n, T)``; returns CBF/CBV/MTT/Tmax/TTP arrays ``(n,)`` with the same
@@ -50,7 +52,7 @@ def numpy_loop_maps(ctc: np.ndarray, aif: np.ndarray, dt: float, lambda_rel: flo
     x = vh.T @ np.diag(s / (s**2 + lam**2)) @ u.T
     area_a = np.trapezoid(aif, dx=dt)
     out = {k: np.zeros(len(ctc)) for k in ("cbf", "cbv", "mtt", "tmax", "ttp")}
-    scale = 0.73 / 1.04
+    scale = HEMATOCRIT_FACTOR / RHO
     for v in range(len(ctc)):
         c = ctc[v]
         k = x @ c

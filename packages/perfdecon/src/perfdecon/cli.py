@@ -1,40 +1,138 @@
-"""Command line interface ``perfdecon`` (heavy imports happen inside the commands)."""
+"""Command line interface ``perfdecon``: parses and prints; the library does the work.
+
+Heavy imports (numpy, torch, matplotlib) happen inside the commands, so ``--help`` is fast.
+Every numeric option is checked when it is parsed (before any work); errors go through
+:func:`medshared.runner.run_cli` (one line, exit 2).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 from perfdecon import __version__
-from perfdecon.errors import PerfdeconError
+from perfdecon.config import (
+    CORE_THRESHOLD,
+    DT_RANGE,
+    LAMBDA_REL,
+    MATRICES,
+    METHODS,
+    MIN_AIF_QUALITY,
+    MODALITIES,
+    PENUMBRA_TMAX,
+    REFERENCES,
+    SMOOTH_T,
+    SMOOTH_XY,
+)
 
-MAP_NAMES = ("cbf", "cbv", "mtt", "tmax", "ttp", "rcbf")
-UNITS = {
-    "cbf": "mL/100g/min",
-    "cbv": "mL/100g",
-    "mtt": "s",
-    "tmax": "s",
-    "ttp": "s (from first frame)",
-    "rcbf": "1 (CBF / reference)",
-    "core": "1 = rCBF < threshold",
-}
+
+# --------------------------------------------------------------------------------------------
+# parse-time validators
+def _number(kind: type, lo: float | None = None, hi: float | None = None, *,
+            lo_open: bool = False) -> Callable[[str], float | int]:
+    """An argparse ``type`` that parses ``kind`` and checks ``lo <= value <= hi``."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+            ) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if lo is not None and (value <= lo if lo_open else value < lo):
+            raise argparse.ArgumentTypeError(f"{value} must be {'>' if lo_open else '>='} {lo}")
+        if hi is not None and value > hi:
+            raise argparse.ArgumentTypeError(f"{value} must be <= {hi}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
+def _existing_file(text: str) -> str:
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return text
+
+
+# --------------------------------------------------------------------------------------------
 def _add_method_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", choices=["tikhonov", "ssvd", "csvd", "osvd"], default="tikhonov")
+    p.add_argument("--method", choices=METHODS, default="tikhonov",
+                   help="deconvolution method (default: tikhonov)")
     p.add_argument(
         "--matrix",
-        choices=["volterra", "circulant"],
+        choices=MATRICES,
         default="volterra",
-        help="discretisation for tikhonov/ssvd (csvd/osvd are always circulant)",
+        help="discretisation for tikhonov/ssvd; csvd/osvd always use circulant "
+        "(default: volterra)",
     )
-    p.add_argument("--lambda-rel", type=float, default=0.3, help="Tikhonov lambda / s_max")
+    p.add_argument("--lambda-rel", type=_number(float, 0, 10, lo_open=True), default=LAMBDA_REL,
+                   help=f"Tikhonov lambda relative to s_max, unitless (default: {LAMBDA_REL})")
+    p.add_argument("--threshold", type=_number(float, 0, 1, lo_open=True), default=None,
+                   help="truncation threshold relative to s_max for ssvd/csvd, unitless "
+                   "(default: 0.2 ssvd, 0.1 csvd)")
+
+
+def _add_maps_parser(sub) -> None:
+    p = sub.add_parser(
+        "maps",
+        help="perfusion maps of one or many 4D NIfTI series (x, y, z, t)",
+        description="Perfusion maps (CBF, CBV, MTT, Tmax, TTP, rCBF, core, penumbra). With one "
+        "input, --out is the case's folder; with several inputs (files, folders of NIfTI files, "
+        "an ISLES18 root with case_N folders), --out holds one folder per case plus "
+        "cohort.csv / cohort.json.",
+    )
+    p.add_argument("series", nargs="+",
+                   help="4D CT perfusion (HU) or DSC-MR series (.nii/.nii.gz), folders of them, "
+                   "or an ISLES18 root")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    _add_method_args(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--aif", choices=["auto"], default="auto",
+                   help="automatic AIF selection (default)")
+    g.add_argument("--aif-mask", help="3D NIfTI mask of arterial voxels (manual AIF)")
+    g.add_argument("--aif-file", help="text file, one AIF value per frame (concentration)")
+    g.add_argument("--aif-model", help="learned-AIF model export (.safetensors, perfdecon train)")
+    p.add_argument("--mask", help="3D NIfTI brain mask (default: automatic)")
+    p.add_argument("--modality", choices=MODALITIES, default="ct", help="(default: ct)")
+    lo, hi = DT_RANGE
+    p.add_argument("--dt", type=_number(float, lo, hi),
+                   help=f"frame interval in s, {lo:g}-{hi:g} (default: header pixdim[4])")
+    p.add_argument("--te", type=_number(float, 0, 1, lo_open=True),
+                   help="DSC echo time in s (required for --modality dsc; no default)")
+    p.add_argument("--smooth-xy", type=_number(float, 0, 20), default=SMOOTH_XY,
+                   help=f"in-plane Gaussian sigma in voxels, 0 = off (default: {SMOOTH_XY})")
+    p.add_argument("--smooth-t", type=_number(float, 0, 20), default=SMOOTH_T,
+                   help=f"temporal Gaussian sigma in frames, 0 = off (default: {SMOOTH_T})")
+    p.add_argument("--reference", choices=REFERENCES, default="median",
+                   help="rCBF reference region (default: median of the brain)")
+    p.add_argument("--no-robust-reference", action="store_true",
+                   help="keep non-enhancing voxels and vessels in the rCBF reference "
+                   "(default: excluded)")
+    p.add_argument("--core-threshold", type=_number(float, 0, 1, lo_open=True),
+                   default=CORE_THRESHOLD,
+                   help=f"core = rCBF below this, unitless (default: {CORE_THRESHOLD})")
+    p.add_argument("--penumbra-tmax", type=_number(float, 0, 60, lo_open=True),
+                   default=PENUMBRA_TMAX,
+                   help=f"penumbra = Tmax above this, s (default: {PENUMBRA_TMAX})")
+    p.add_argument("--min-aif-quality", type=_number(float, 0, 1), default=MIN_AIF_QUALITY,
+                   help="refuse an AIF whose quality (0-1, R^2 of a gamma fit x SNR term) is "
+                   f"below this (default: {MIN_AIF_QUALITY})")
+    p.add_argument("--force", action="store_true",
+                   help="continue with a poor AIF (a warning is printed and saved)")
+    p.add_argument("--jobs", type=_number(int, 1, 64), default=1,
+                   help="cases run in parallel in a cohort, processes (default: 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_maps)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``perfdecon`` argument parser (subcommands set ``func``)."""
     parser = argparse.ArgumentParser(
         prog="perfdecon",
         description="Perfusion maps (CBF, CBV, MTT, Tmax, TTP, rCBF, core) by differentiable SVD "
@@ -42,349 +140,209 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"perfdecon {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("maps", help="perfusion maps of a 4D NIfTI (x, y, z, t)")
-    p.add_argument("series", help="4D CT perfusion (HU) or DSC-MR series, .nii/.nii.gz")
-    p.add_argument("--out", required=True, help="output folder")
-    _add_method_args(p)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--aif", choices=["auto"], default="auto", help="automatic AIF (default)")
-    g.add_argument("--aif-mask", help="3D NIfTI mask of arterial voxels (manual AIF)")
-    g.add_argument("--aif-file", help="text file with one AIF value per frame (concentration)")
-    g.add_argument("--aif-model", help="learned-AIF checkpoint (perfdecon train)")
-    p.add_argument("--mask", help="3D NIfTI brain mask (default: automatic)")
-    p.add_argument("--modality", choices=["ct", "dsc"], default="ct")
-    p.add_argument("--dt", type=float, help="frame interval in s (default: header pixdim[4])")
-    p.add_argument("--te", type=float, help="DSC echo time in s")
-    p.add_argument("--smooth-xy", type=float, default=1.5, help="in-plane sigma, voxels (0=off)")
-    p.add_argument("--smooth-t", type=float, default=1.0, help="temporal sigma, frames (0=off)")
-    p.add_argument("--reference", choices=["median", "contralateral"], default="median")
+    _add_maps_parser(sub)
 
     p = sub.add_parser("phantom", help="write a brain-like phantom case as NIfTI + truth")
-    p.add_argument("out", help="output folder")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--slices", type=int, default=4)
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--frames", type=int, default=50)
-    p.add_argument("--dt", type=float, default=1.0)
-    p.add_argument("--noise", type=float, default=2.0, help="noise SD in HU")
+    p.add_argument("out", help="output folder (created)")
+    p.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default: 0)")
+    p.add_argument("--slices", type=_number(int, 1, 64), default=4,
+                   help="slices Z, 1-64 (default: 4)")
+    p.add_argument("--size", type=_number(int, 32, 1024), default=256,
+                   help="in-plane voxels Y = X, 32-1024 (default: 256)")
+    p.add_argument("--frames", type=_number(int, 10, 1024), default=50,
+                   help="time frames, 10-1024 (default: 50)")
+    p.add_argument("--dt", type=_number(float, *DT_RANGE), default=1.0,
+                   help=f"frame interval in s, {DT_RANGE[0]:g}-{DT_RANGE[1]:g} (default: 1)")
+    p.add_argument("--noise", type=_number(float, 0, 1000), default=2.0,
+                   help="Gaussian noise SD in HU (default: 2)")
+    p.set_defaults(func=_cmd_phantom)
 
     p = sub.add_parser("evaluate", help="phantom accuracy table + core segmentation per AIF")
-    p.add_argument("--out", help="folder for accuracy.json, segmentation.json, bland_altman.png")
-    p.add_argument("--cases", type=int, default=5, help="held-out brain phantom cases")
-    p.add_argument("--seed", type=int, default=10_000)
-    p.add_argument("--checkpoint", help="learned-AIF checkpoint (adds the 'learned' column)")
-    p.add_argument("--noise", type=float, nargs="+", default=[0.0, 2.0, 5.0])
-    p.add_argument("--slices", type=int, default=4, help="brain phantom slices")
-    p.add_argument("--size", type=int, default=256, help="brain phantom in-plane size")
-    p.add_argument("--frames", type=int, default=50, help="brain phantom frames")
+    p.add_argument("--out", help="folder for accuracy.json, segmentation.json, bland_altman.png "
+                   "(default: print only)")
+    p.add_argument("--cases", type=_number(int, 1, 1000), default=5,
+                   help="held-out brain phantom cases (default: 5)")
+    p.add_argument("--seed", type=_number(int, 0), default=10_000,
+                   help="base seed of the held-out cases (default: 10000)")
+    p.add_argument("--checkpoint", type=_existing_file,
+                   help="learned-AIF model export (adds the 'learned' column; default: none)")
+    p.add_argument("--noise", type=_number(float, 0, 1000), nargs="+", default=[0.0, 2.0, 5.0],
+                   help="grid-phantom noise levels in HU (default: 0 2 5)")
+    p.add_argument("--slices", type=_number(int, 1, 64), default=4,
+                   help="brain phantom slices (default: 4)")
+    p.add_argument("--size", type=_number(int, 32, 1024), default=256,
+                   help="brain phantom in-plane voxels (default: 256)")
+    p.add_argument("--frames", type=_number(int, 10, 1024), default=50,
+                   help="brain phantom frames (default: 50)")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("bench", help="timing of a whole case vs a per-voxel numpy loop")
-    p.add_argument("--slices", type=int, default=8)
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--loop-voxels", type=int, default=3000)
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--slices", type=_number(int, 1, 64), default=8,
+                   help="phantom slices (default: 8)")
+    p.add_argument("--size", type=_number(int, 32, 1024), default=256,
+                   help="phantom in-plane voxels (default: 256)")
+    p.add_argument("--frames", type=_number(int, 10, 1024), default=60,
+                   help="phantom frames (default: 60)")
+    p.add_argument("--loop-voxels", type=_number(int, 1, 10**6), default=3000,
+                   help="voxels timed in the numpy loop, then extrapolated (default: 3000)")
+    p.add_argument("--threads", type=_number(int, 1, 256),
+                   help="torch threads (default: torch's choice)")
+    p.add_argument("--repeats", type=_number(int, 1, 100), default=3,
+                   help="timing repeats, best is reported (default: 3)")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("demo", help="accuracy and Dice tables on built-in phantoms")
-    p.add_argument("--summary-json", help="write headline rows as JSON")
-    p.add_argument("--cases", type=int, default=2)
+    p.add_argument("--out", help="folder for the demo's files (default: a temporary folder)")
+    p.add_argument("--quick", action="store_true", help="fewer, smaller cases")
+    p.add_argument("--summary-json", help="write the headline rows as JSON (default: none)")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser(
-        "train", help="train the learned AIF (forwards to perfdecon.train)", add_help=False
+        "train", help="train the learned AIF (see perfdecon train --help)", add_help=False
     )
     p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_train)
     return parser
 
 
 # --------------------------------------------------------------------------------------------
-def _cmd_maps(a: argparse.Namespace) -> int:
-    """Run ``maps``; errors that do not name a file are prefixed with the input series."""
-    try:
-        return _maps(a)
-    except PerfdeconError as exc:
-        text = str(exc)
-        named = [a.series, a.mask, a.aif_mask, a.aif_file, a.aif_model]
-        if any(f and str(f) in text for f in named):
-            raise
-        raise PerfdeconError(f"{a.series}: {text}") from exc
+def _maps_config(a: argparse.Namespace):
+    from perfdecon.config import MapsConfig
 
-
-def _maps(a: argparse.Namespace) -> int:
-    import numpy as np
-
-    from medshared.io import atomic_write_text
-    from perfdecon.aif import AifResult, aif_from_file, plot_aif, save_aif_txt
-    from perfdecon.io import read_mask, read_series, write_map
-    from perfdecon.pipeline import PipelineConfig, run_case, to_concentration
-
-    t0 = time.perf_counter()
-    s = read_series(a.series)
-    dt = a.dt if a.dt is not None else s.dt
-    if dt is None or not dt > 0:
-        raise PerfdeconError(f"{a.series}: no frame interval in the header (pixdim[4]); pass --dt")
-    shape = s.data.shape[:3]
-    brain = read_mask(a.mask, shape) if a.mask else None
-    cfg = PipelineConfig(
+    return MapsConfig(
         method=a.method,
         matrix=a.matrix,
         lambda_rel=a.lambda_rel,
+        threshold=a.threshold,
         modality=a.modality,
         te=a.te,
         smooth_xy=a.smooth_xy,
         smooth_t=a.smooth_t,
         reference=a.reference,
+        robust_reference=not a.no_robust_reference,
+        core_threshold=a.core_threshold,
+        penumbra_tmax=a.penumbra_tmax,
+        min_aif_quality=a.min_aif_quality,
     )
-    t_pre = time.perf_counter()
-    conc, brain = to_concentration(s.data, cfg, brain)
-    t_pre = time.perf_counter() - t_pre
-    if a.aif_mask:
-        aif: object = "mask"
-        aif_mask = read_mask(a.aif_mask, shape)
-    elif a.aif_file:
-        aif, aif_mask = aif_from_file(a.aif_file, s.data.shape[-1], dt), None
-    elif a.aif_model:
-        try:
-            from perfdecon.predict import predict_aif
-        except ImportError as exc:
-            raise PerfdeconError(
-                f"--aif-model needs perfdecon.predict, not available: {exc}"
-            ) from exc
-        curve = np.asarray(predict_aif(a.aif_model, conc, brain_mask=brain), np.float64).ravel()
-        aif, aif_mask = (
-            AifResult(curve=curve, source="model", details={"checkpoint": str(a.aif_model)}),
-            None,
+
+
+def _aif_choice(a: argparse.Namespace):
+    from perfdecon.maps_job import AifChoice
+
+    for kind, value in (("mask", a.aif_mask), ("file", a.aif_file), ("model", a.aif_model)):
+        if value:
+            return AifChoice(kind, Path(value))
+    return AifChoice()
+
+
+def _cmd_maps(a: argparse.Namespace) -> int:
+    from perfdecon.cohort import discover_cases, format_cohort, run_cohort
+
+    if a.modality == "dsc" and a.te is None:
+        from perfdecon.errors import PerfdeconError
+
+        raise PerfdeconError("--modality dsc needs the echo time TE: pass --te SECONDS")
+    cfg = _maps_config(a)
+    aif = _aif_choice(a)
+    cases = discover_cases(a.series)
+    show = not a.quiet and sys.stderr.isatty()
+    if len(cases) == 1 and not cases[0].from_folder:
+        from perfdecon.maps_job import run_maps
+        from perfdecon.progressbar import stage_bar
+
+        with stage_bar(enabled=show) as on_stage:
+            run = run_maps(cases[0].series, a.out, config=cfg, aif=aif, mask=a.mask, dt=a.dt,
+                           force=a.force, on_stage=on_stage)
+        for w in run.warnings:
+            print(f"perfdecon: {w}", file=sys.stderr)
+        s = run.summary
+        print(
+            f"core {s['core_volume_ml']:.1f} mL, penumbra {s['penumbra_volume_ml']:.1f} mL, "
+            f"AIF {s['aif']['source']} at (x,y,z)={s['aif']['location_xyz']}; wrote {run.out}"
         )
-    else:
-        aif, aif_mask = "auto", None
-    res = run_case(
-        conc, dt, config=cfg, aif=aif, aif_mask=aif_mask, brain_mask=brain, is_concentration=True
-    )
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in MAP_NAMES:
-        write_map(
-            out / f"{name}.nii.gz", getattr(res, name).astype(np.float32), s.affine, s.spacing
-        )
-    write_map(out / "core.nii.gz", res.core.astype(np.uint8), s.affine, s.spacing)
-    write_map(out / "penumbra.nii.gz", res.penumbra.astype(np.uint8), s.affine, s.spacing)
-    save_aif_txt(out / "aif.txt", res.aif.curve)
-    plot_aif(out / "aif.png", res.aif, dt)
-    vox_ml = float(np.prod(s.spacing)) / 1000.0
-    loc = res.aif.location
-    summary = {
-        "tool": "perfdecon",
-        "version": __version__,
-        "input": str(s.path),
-        "shape_xyzt": list(s.data.shape[2::-1]) + [s.data.shape[3]],
-        "dt_s": dt,
-        "config": cfg.as_dict(),
-        "aif": {
-            "source": res.aif.source,
-            "location_zyx": list(loc) if loc is not None else None,
-            "location_xyz": list(loc[::-1]) if loc is not None else None,
-            "location_mm": (s.affine @ np.array([*loc[::-1], 1.0]))[:3].tolist()
-            if loc is not None
-            else None,
-            "n_voxels": int(len(res.aif.voxels)),
-            "quality": None if res.aif.quality != res.aif.quality else float(res.aif.quality),
-            "peak": float(np.max(res.aif.curve)),
-        },
-        "units": UNITS,
-        "core_volume_ml": float(res.core.sum() * vox_ml),
-        "penumbra_volume_ml": float(res.penumbra.sum() * vox_ml),
-        "brain_volume_ml": float(res.brain_mask.sum() * vox_ml),
-        "runtime_s": {
-            "concentration_and_mask": round(t_pre, 4),
-            **{k: round(v, 4) for k, v in res.timings.items() if k != "preprocess"},
-            "wall_incl_io": round(time.perf_counter() - t0, 4),
-        },
-        "axes_note": "maps are written in the input's NIfTI voxel order (x, y, z) and affine",
-    }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
-    print(
-        f"core {summary['core_volume_ml']:.1f} mL, penumbra {summary['penumbra_volume_ml']:.1f} "
-        f"mL, AIF {res.aif.source} at (z,y,x)={loc}; wrote {out}"
-    )
-    return 0
+        return 0
+    report = run_cohort(cases, Path(a.out), config=cfg, aif=aif, mask=a.mask, dt=a.dt,
+                        force=a.force, jobs=a.jobs, progress=show)
+    print(format_cohort(report))
+    return 0 if report.n_failed == 0 else 2
 
 
 def _cmd_phantom(a: argparse.Namespace) -> int:
-    import numpy as np
+    from perfdecon.phantom_job import PhantomSpec, write_phantom
 
-    from medshared.io import atomic_write_text
-    from perfdecon.aif import save_aif_txt
-    from perfdecon.io import spacing_affine, write_map
-    from perfdecon.phantom import brain_case
-
-    case = brain_case(
-        np.random.default_rng(a.seed),
-        n_slices=a.slices,
-        size=a.size,
-        n_frames=a.frames,
-        dt=a.dt,
-        noise_hu=a.noise,
-    )
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    aff = spacing_affine(case.spacing)
-    # CT numbers are integers on a scanner: store int16 HU (smaller, faster to read)
-    hu = np.clip(np.rint(case.ctp_hu), -32768, 32767).astype(np.int16)
-    write_map(out / "ctp.nii.gz", hu, aff, case.spacing, dt=case.dt)
-    for name in ("brain_mask", "core_mask", "penumbra_mask", "vessel_mask"):
-        write_map(out / f"{name}.nii.gz", getattr(case, name).astype(np.uint8), aff, case.spacing)
-    aif_mask = np.zeros(case.brain_mask.shape, np.uint8)
-    aif_mask[case.aif_location] = 1
-    write_map(out / "aif_mask.nii.gz", aif_mask, aff, case.spacing)
-    for name in ("cbf", "cbv", "mtt", "tmax"):
-        write_map(out / f"true_{name}.nii.gz", getattr(case, name), aff, case.spacing)
-    save_aif_txt(out / "aif_true.txt", case.aif)
-    vox_ml = float(np.prod(case.spacing)) / 1000.0
-    atomic_write_text(
-        out / "truth.json",
-        json.dumps(
-            {
-                "seed": a.seed,
-                "dt_s": case.dt,
-                "spacing_zyx_mm": list(case.spacing),
-                "aif_location_zyx": list(case.aif_location),
-                "core_volume_ml": float(case.core_mask.sum() * vox_ml),
-                "penumbra_volume_ml": float(case.penumbra_mask.sum() * vox_ml),
-                "note": "ctp.nii.gz is HU (x, y, z, t); aif_true.txt is the noise-free AIF enhancement",
-            },
-            indent=2,
-        ),
-    )
-    print(f"wrote phantom case to {out} (core {case.core_mask.sum() * vox_ml:.1f} mL)")
+    w = write_phantom(a.out, PhantomSpec(seed=a.seed, slices=a.slices, size=a.size,
+                                         frames=a.frames, dt=a.dt, noise=a.noise))
+    print(f"wrote phantom case to {w.out} (core {w.core_volume_ml:.1f} mL)")
     return 0
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
-    from medshared.io import atomic_write_text
-    from perfdecon.evaluate import (
-        accuracy_table,
-        bland_altman_plot,
-        phantom_accuracy,
-        segmentation_eval,
-        segmentation_table,
-    )
+    from perfdecon.evaluate import run_evaluation
 
-    rows = phantom_accuracy(noise_levels=tuple(a.noise))
-    print("Phantom accuracy (true AIF; cells with MTT >= 4 s; errors: median [IQR], % or s)")
-    print(accuracy_table(rows))
-    seg = segmentation_eval(
-        a.cases,
-        seed=a.seed,
-        checkpoint=a.checkpoint,
+    for line in run_evaluation(
+        out=a.out, cases=a.cases, seed=a.seed, checkpoint=a.checkpoint, noise=a.noise,
         case_kwargs={"n_slices": a.slices, "size": a.size, "n_frames": a.frames},
-    )
-    for m in seg.messages:
-        print(m)
-    print(f"\nCore segmentation on {a.cases} held-out brain phantoms (Tikhonov 0.3, rCBF < 0.38)")
-    print(segmentation_table(seg.summary))
-    if a.out:
-        out = Path(a.out)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "accuracy.json", json.dumps(rows, indent=1))
-        atomic_write_text(
-            out / "segmentation.json",
-            json.dumps({"rows": seg.rows, "summary": seg.summary}, indent=1),
-        )
-        bland_altman_plot(out / "bland_altman.png", seg.rows)
-        print(f"wrote {out}")
+    ):
+        print(line)
     return 0
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
-    import torch
-
     from perfdecon.bench import format_bench, run_bench
 
     if a.threads:
+        import torch
+
         torch.set_num_threads(a.threads)
-    print(
-        format_bench(
-            run_bench(
-                n_slices=a.slices,
-                size=a.size,
-                n_frames=a.frames,
-                loop_voxels=a.loop_voxels,
-                repeats=a.repeats,
-            )
-        )
-    )
+    print(format_bench(run_bench(n_slices=a.slices, size=a.size, n_frames=a.frames,
+                                 loop_voxels=a.loop_voxels, repeats=a.repeats)))
     return 0
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from medshared.io import atomic_write_text
-    from perfdecon.evaluate import (
-        accuracy_table,
-        headline_rows,
-        phantom_accuracy,
-        segmentation_eval,
-        segmentation_table,
-    )
+    import tempfile
 
-    t0 = time.perf_counter()
-    rows = phantom_accuracy(
-        residues=("exponential", "gamma"), noise_levels=(0.0, 2.0), delays=(0.0, 3.0)
-    )
-    print("Phantom accuracy (true AIF; MTT >= 4 s; CBF error at delay 0 and 3 s, median [IQR])")
-    print(accuracy_table(rows))
-    seg = segmentation_eval(a.cases, case_kwargs={"n_slices": 4})
-    for m in seg.messages:
-        print(m)
-    print(f"\nCore segmentation, {a.cases} brain phantoms, Tikhonov 0.3 Volterra, rCBF < 0.38")
-    print(segmentation_table(seg.summary))
-    print(f"\ndemo took {time.perf_counter() - t0:.1f} s")
+    from medshared.demo import format_table
+    from perfdecon.demo import demo_rows
+
     if a.summary_json:
-        atomic_write_text(
-            Path(a.summary_json),
-            json.dumps(headline_rows(rows, seg.summary, f"{a.cases} brain phantoms"), indent=1),
-        )
+        from medshared.io.outputs import check_output_path
+
+        check_output_path(a.summary_json, what="--summary-json")
+    if a.out:
+        from medshared.io.outputs import check_output_folder
+
+        check_output_folder(a.out)
+        Path(a.out).mkdir(exist_ok=True)
+        rows = demo_rows(Path(a.out), a.quick)
+    else:
+        with tempfile.TemporaryDirectory(prefix="perfdecon-demo-") as tmp:
+            rows = demo_rows(Path(tmp), a.quick)
+    print()
+    print(format_table(rows))
+    if a.summary_json:
+        from perfdecon.jsonout import write_json
+
+        write_json(a.summary_json, [r.to_json() for r in rows])
     return 0
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    try:
-        from perfdecon.train import main as train_main
-    except ImportError as exc:
-        raise PerfdeconError(f"training is not available (perfdecon.train: {exc})") from exc
-    rc = train_main(list(a.args))
-    return int(rc or 0)
+    from perfdecon.train import main as train_main
 
-
-COMMANDS = {
-    "maps": _cmd_maps,
-    "phantom": _cmd_phantom,
-    "evaluate": _cmd_evaluate,
-    "bench": _cmd_bench,
-    "demo": _cmd_demo,
-    "train": _cmd_train,
-}
+    return int(train_main(list(a.args)) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (2 on bad input, with ``error: ...`` on stderr)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["train"]:  # forward everything, including --help, to the trainer
-        args = argparse.Namespace(command="train", args=argv[1:])
-    else:
-        args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except PerfdeconError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # medshared errors (MedsharedError is a ValueError)
-        from medshared.errors import MedsharedError
+    """Entry point; returns the exit status (2 on bad input, one ``error:`` line on stderr)."""
+    from medshared.runner import run_cli
 
-        if isinstance(exc, MedsharedError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # the trainer has its own flags (built from its config)
+        from perfdecon.train import build_parser as train_parser
+
+        return run_cli(train_parser, argv[1:])
+    return run_cli(build_parser, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

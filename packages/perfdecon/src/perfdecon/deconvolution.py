@@ -33,11 +33,16 @@ import math
 
 import torch
 
+from perfdecon.config import (
+    CIRCULANT_ONLY,
+    DEFAULT_THRESHOLDS,
+    LAMBDA_REL,
+    MATRICES,
+    METHODS,
+    OSVD_TARGET,
+)
 from perfdecon.errors import PerfdeconError
 
-METHODS = ("tikhonov", "ssvd", "csvd", "osvd")
-MATRICES = ("volterra", "circulant")
-DEFAULT_THRESHOLDS = {"ssvd": 0.2, "csvd": 0.1}
 #: Candidate relative thresholds evaluated by oSVD (least to most regularised after sorting).
 OSVD_CANDIDATES = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3)
 _CHUNK = 4096  # voxels per oSVD chunk (keeps the working set in cache)
@@ -255,9 +260,9 @@ def deconvolve(
     *,
     method: str = "tikhonov",
     matrix: str = "volterra",
-    lambda_rel: float = 0.3,
+    lambda_rel: float = LAMBDA_REL,
     threshold: float | None = None,
-    osvd_target: float = 0.035,
+    osvd_target: float = OSVD_TARGET,
 ) -> torch.Tensor:
     """Deconvolve tissue curves by the AIF: ``k(t) = F * R(t)`` (1/s).
 
@@ -292,7 +297,7 @@ def deconvolve(
         raise PerfdeconError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if matrix not in MATRICES:
         raise PerfdeconError(f"unknown matrix {matrix!r}; choose one of {', '.join(MATRICES)}")
-    if method in ("csvd", "osvd"):
+    if method in CIRCULANT_ONLY:
         matrix = "circulant"
     aif = aif.to(tissue.dtype)
     n = aif.shape[0]

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,54 +297,62 @@ def bland_altman_plot(path: str | Path, rows: list[dict]) -> None:
     plt.close(fig)
 
 
-def headline_rows(acc_rows: list[dict], seg_summary: list[dict], case: str) -> list[dict]:
-    """Rows for the README's cross-tool table (tool, case, method, metric, value, unit)."""
-    out = []
-    for label in ("ssvd", "osvd", "tikhonov"):
-        r = next(
-            (
-                r
-                for r in acc_rows
-                if r["method"] == label
-                and r["delay_s"] == 0.0
-                and r["noise_hu"] == 0.0
-                and r["residue"] == "gamma"
-            ),
-            None,
-        )
-        if r is not None and math.isfinite(r["cbf_med"]):
-            out.append(
-                {
-                    "tool": "perfdecon",
-                    "case": "grid phantom, gamma residue, MTT>=4 s",
-                    "method": label,
-                    "metric": "median CBF error",
-                    "value": r["cbf_med"],
-                    "unit": "%",
-                }
-            )
-    for s in seg_summary:
-        out.append(
-            {
-                "tool": "perfdecon",
-                "case": case,
-                "method": f"{s['source']} AIF",
-                "metric": "core Dice",
-                "value": s["dice"],
-                "unit": "",
-            }
-        )
-    return out[:8]
+EVALUATION_FILES = ("accuracy.json", "segmentation.json", "bland_altman.png")
+"""Files :func:`run_evaluation` writes into its ``out`` folder (as one set)."""
+
+
+def run_evaluation(
+    *,
+    out: str | Path | None = None,
+    cases: int = 5,
+    seed: int = 10_000,
+    checkpoint: str | Path | None = None,
+    noise: Sequence[float] = (0.0, 2.0, 5.0),
+    case_kwargs: dict | None = None,
+) -> list[str]:
+    """``perfdecon evaluate``: accuracy table and core segmentation, optionally written to ``out``.
+
+    ``out`` and ``checkpoint`` are checked before any work. Returns the printed lines.
+
+    Raises
+    ------
+    PerfdeconError
+        A missing checkpoint or an unsafe output folder.
+    """
+    from medshared.io.outputs import check_output_folder, output_set
+    from perfdecon.jsonout import write_json
+
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise PerfdeconError(f"--checkpoint {checkpoint}: no such file")
+    inputs = [checkpoint] if checkpoint is not None else []
+    if out is not None:
+        check_output_folder(out, EVALUATION_FILES, inputs, what="--out")
+    lines = []
+    rows = phantom_accuracy(noise_levels=tuple(noise))
+    lines.append("Phantom accuracy (true AIF; cells with MTT >= 4 s; errors: median [IQR], % or s)")
+    lines.append(accuracy_table(rows))
+    seg = segmentation_eval(cases, seed=seed, checkpoint=checkpoint, case_kwargs=case_kwargs)
+    lines += seg.messages
+    lines.append(f"\nCore segmentation on {cases} held-out brain phantoms (Tikhonov 0.3, rCBF < 0.38)")
+    lines.append(segmentation_table(seg.summary))
+    if out is not None:
+        with output_set(out, EVALUATION_FILES, inputs, what="--out") as tmp:
+            write_json(tmp / "accuracy.json", rows)
+            write_json(tmp / "segmentation.json", {"rows": seg.rows, "summary": seg.summary})
+            bland_altman_plot(tmp / "bland_altman.png", seg.rows)
+        lines.append(f"wrote {out}")
+    return lines
 
 
 __all__ = [
+    "EVALUATION_FILES",
     "METHOD_SET",
     "SegmentationResult",
     "accuracy_table",
     "bland_altman_plot",
-    "headline_rows",
     "phantom_accuracy",
     "roc_auc",
+    "run_evaluation",
     "segmentation_eval",
     "segmentation_table",
 ]

@@ -26,10 +26,18 @@ from dataclasses import dataclass
 
 import torch
 
+from perfdecon.config import (
+    CORE_THRESHOLD,
+    HEMATOCRIT_FACTOR,
+    LAMBDA_REL,
+    MIN_FRAMES,
+    OSVD_TARGET,
+    PENUMBRA_TMAX,
+    RHO,
+    SOFT_CORE_TEMPERATURE,
+)
 from perfdecon.deconvolution import deconvolve
 from perfdecon.errors import PerfdeconError
-
-MIN_FRAMES = 10
 
 
 @dataclass
@@ -179,12 +187,13 @@ def compute_maps(
     *,
     method: str = "tikhonov",
     matrix: str = "volterra",
-    lambda_rel: float = 0.3,
+    lambda_rel: float = LAMBDA_REL,
     mask: torch.Tensor | None = None,
-    rho: float = 1.04,
-    hematocrit_factor: float = 0.73,
+    rho: float = RHO,
+    hematocrit_factor: float = HEMATOCRIT_FACTOR,
     threshold: float | None = None,
-    osvd_target: float = 0.035,
+    osvd_target: float = OSVD_TARGET,
+    cbv_aif_area: str = "full",
 ) -> PerfusionMaps:
     """All perfusion maps of a concentration series.
 
@@ -202,6 +211,10 @@ def compute_maps(
         Boolean ``(Z, Y, X)``; only these voxels are deconvolved (default: all).
     rho, hematocrit_factor:
         Tissue density (g/mL) and hematocrit correction ``kH`` (see module docstring).
+    cbv_aif_area:
+        ``"full"``: CBV divides by the AIF's area (it must be positive). ``"positive"``: by the
+        area of its positive part, for a learned AIF with negative lobes (the paper's linear
+        output), whose absolute scale is arbitrary anyway; CBF, rCBF and Tmax do not use it.
 
     Returns
     -------
@@ -232,7 +245,9 @@ def compute_maps(
     scale = hematocrit_factor / rho
     kmax = k.amax(-1)
     cbf = (6000.0 * scale * kmax).clamp_min(0.0)
-    area_a = torch.trapezoid(aif, dx=dt)
+    if cbv_aif_area not in ("full", "positive"):
+        raise PerfdeconError(f"cbv_aif_area must be 'full' or 'positive', got {cbv_aif_area!r}")
+    area_a = torch.trapezoid(aif.clamp_min(0.0) if cbv_aif_area == "positive" else aif, dx=dt)
     if float(area_a) <= 0:
         raise PerfdeconError("aif has a non-positive area; it must be a positive bolus curve")
     cbv = (100.0 * scale * torch.trapezoid(curves, dx=dt, dim=-1) / area_a).clamp_min(0.0)
@@ -257,10 +272,21 @@ def compute_maps(
     )
 
 
-def relative_cbf(
-    cbf: torch.Tensor, brain_mask: torch.Tensor, reference: str = "median"
-) -> torch.Tensor:
-    """CBF divided by a healthy reference value (unitless, 0 outside the mask).
+REFERENCE_DEFINITIONS = {
+    "median": "median CBF over the whole brain mask",
+    "contralateral": "median CBF of the hemisphere (split at the mask's X centroid) with the "
+    "higher median",
+}
+
+
+def reference_cbf(
+    cbf: torch.Tensor,
+    brain_mask: torch.Tensor,
+    reference: str = "median",
+    *,
+    exclude: torch.Tensor | None = None,
+) -> float:
+    """The healthy-tissue CBF that rCBF divides by (same units as ``cbf``).
 
     Parameters
     ----------
@@ -269,10 +295,18 @@ def relative_cbf(
     brain_mask:
         Boolean ``(Z, Y, X)``.
     reference:
-        ``"median"``: median CBF over the whole brain mask (robust as long as the lesion covers
-        less than half the brain; the default).  ``"contralateral"``: median CBF of the
-        hemisphere (split at the mask's centroid along X) with the higher median CBF, taken as
-        the healthy side.
+        ``"median"``: median CBF over the brain mask (robust as long as the lesion covers
+        less than half of it; the default). ``"contralateral"``: median CBF of the hemisphere
+        (split at the mask's centroid along X) with the higher median CBF.
+    exclude:
+        Optional boolean ``(Z, Y, X)`` of voxels left out of the reference (voxels that never
+        enhance, vessels; see :func:`perfdecon.pipeline.reference_exclusions`). Ignored if it
+        would leave fewer than 10 voxels.
+
+    Raises
+    ------
+    PerfdeconError
+        Mismatched or empty mask, an unknown reference, or a non-positive reference.
     """
     brain_mask = _as_tensor(brain_mask, "brain_mask").to(cbf.device).bool()
     if tuple(brain_mask.shape) != tuple(cbf.shape):
@@ -281,26 +315,47 @@ def relative_cbf(
         )
     if not bool(brain_mask.any()):
         raise PerfdeconError("brain mask is empty")
+    region = brain_mask
+    if exclude is not None:
+        kept = brain_mask & ~_as_tensor(exclude, "exclude").to(cbf.device).bool()
+        if int(kept.sum()) >= 10:
+            region = kept
     if reference == "median":
-        ref = cbf[brain_mask].median()
+        ref = cbf[region].median()
     elif reference == "contralateral":
-        xs = torch.nonzero(brain_mask)[:, -1].to(cbf.dtype)
+        xs = torch.nonzero(region)[:, -1].to(cbf.dtype)
         cx = xs.mean()
         xgrid = torch.arange(cbf.shape[-1], device=cbf.device, dtype=cbf.dtype)
-        left = brain_mask & (xgrid < cx)
-        right = brain_mask & (xgrid >= cx)
+        left = region & (xgrid < cx)
+        right = region & (xgrid >= cx)
         if not (bool(left.any()) and bool(right.any())):
             raise PerfdeconError("cannot split the brain mask into two hemispheres along X")
         ref = torch.maximum(cbf[left].median(), cbf[right].median())
     else:
         raise PerfdeconError(f"reference must be 'median' or 'contralateral', got {reference!r}")
-    if float(ref) <= 0:
+    if not float(ref) > 0:
         raise PerfdeconError("reference CBF is not positive; check the AIF and the brain mask")
-    return torch.where(brain_mask, cbf / ref, torch.zeros_like(cbf))
+    return float(ref)
+
+
+def relative_cbf(
+    cbf: torch.Tensor,
+    brain_mask: torch.Tensor,
+    reference: str = "median",
+    *,
+    exclude: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """CBF divided by :func:`reference_cbf` (unitless, 0 outside the mask)."""
+    brain = _as_tensor(brain_mask, "brain_mask").to(cbf.device).bool()
+    ref = reference_cbf(cbf, brain, reference, exclude=exclude)
+    return torch.where(brain, cbf / ref, torch.zeros_like(cbf))
 
 
 def core_mask(
-    rcbf: torch.Tensor, *, soft: bool = False, threshold: float = 0.38, temperature: float = 0.02
+    rcbf: torch.Tensor, *, soft: bool = False,
+    threshold: float = CORE_THRESHOLD,
+    temperature: float = SOFT_CORE_TEMPERATURE,
+
 ) -> torch.Tensor:
     """Ischaemic core from relative CBF.
 
@@ -314,7 +369,10 @@ def core_mask(
 
 
 def penumbra_mask(
-    tmax: torch.Tensor, core: torch.Tensor, brain_mask: torch.Tensor, threshold_s: float = 6.0
+    tmax: torch.Tensor,
+    core: torch.Tensor,
+    brain_mask: torch.Tensor,
+    threshold_s: float = PENUMBRA_TMAX,
 ) -> torch.Tensor:
     """Penumbra: ``Tmax > threshold_s`` seconds inside the brain and outside the core (bool)."""
     return (tmax > threshold_s) & brain_mask.bool() & ~core.bool()
@@ -326,9 +384,9 @@ def soft_core_from_aif(
     dt: float,
     brain_mask: torch.Tensor,
     *,
-    lambda_rel: float = 0.3,
-    threshold: float = 0.38,
-    temperature: float = 0.02,
+    lambda_rel: float = LAMBDA_REL,
+    threshold: float = CORE_THRESHOLD,
+    temperature: float = SOFT_CORE_TEMPERATURE,
 ) -> torch.Tensor:
     """Core probability ``(Z, Y, X)`` differentiable in ``aif`` (the paper's Fig. 1 pipeline).
 
@@ -356,10 +414,12 @@ def soft_core_from_aif(
 __all__ = [
     "MIN_FRAMES",
     "PerfusionMaps",
+    "REFERENCE_DEFINITIONS",
     "check_series",
     "compute_maps",
     "core_mask",
     "peak_time",
+    "reference_cbf",
     "penumbra_mask",
     "relative_cbf",
     "soft_core_from_aif",

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from perfdecon.config import LAMBDA_REL, TRAIN_CORE_TEMPERATURE
+
 if TYPE_CHECKING:
     import torch
 
@@ -38,8 +40,8 @@ def case_loss(
     model,
     sample: Sample,
     device: torch.device | str,
-    lambda_rel: float = 0.3,
-    temperature: float = 0.1,
+    lambda_rel: float = LAMBDA_REL,
+    temperature: float = TRAIN_CORE_TEMPERATURE,
     smooth_xy: float = 0.0,
     smooth_t: float = 0.0,
 ) -> CaseLoss:

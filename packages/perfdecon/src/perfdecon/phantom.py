@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, special
 
-RHO = 1.04
-KH = 0.73
+from perfdecon.config import CORE_THRESHOLD, PENUMBRA_TMAX, RHO
+from perfdecon.config import HEMATOCRIT_FACTOR as KH
+
 RESIDUES = ("exponential", "box", "gamma")
 _FINE = 10
 
@@ -448,9 +449,9 @@ def brain_case(
     # ---- truth masks -------------------------------------------------------------------------
     brain_mask = brain & ~vent
     ref = np.median(cbf[brain_mask])
-    core = parenchyma & (cbf / ref < 0.38)
+    core = parenchyma & (cbf / ref < CORE_THRESHOLD)
     tmax = np.where(parenchyma, delay, 0.0)
-    penumbra = parenchyma & (tmax > 6.0) & ~core
+    penumbra = parenchyma & (tmax > PENUMBRA_TMAX) & ~core
     zc = z_n // 2
     ays, axs = np.nonzero(art_core[1 - affected][zc])  # contralateral (unaffected) MCA
     j = len(ays) // 2

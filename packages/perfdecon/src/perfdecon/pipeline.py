@@ -6,43 +6,16 @@ Axes are ``(Z, Y, X, T)`` throughout (the CLI transposes NIfTI's ``(X, Y, Z, T)`
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from perfdecon.aif import AifResult, aif_from_mask, auto_aif
+from perfdecon.config import MIN_FRAMES, REF_MAX_CBV, REF_MIN_CBV, MapsConfig
 from perfdecon.errors import PerfdeconError
 
-
-@dataclass
-class PipelineConfig:
-    """Settings of one run (saved in ``summary.json``).
-
-    Attributes
-    ----------
-    method, matrix, lambda_rel: deconvolution (see :func:`perfdecon.deconvolution.deconvolve`).
-    modality: ``"ct"`` (HU) or ``"dsc"`` (MR signal, needs ``te`` in s).
-    smooth_xy: in-plane Gaussian sigma in voxels (0 = off).  smooth_t: temporal sigma in frames.
-    reference: rCBF reference, ``"median"`` (whole brain) or ``"contralateral"``.
-    core_threshold: rCBF cut-off of the core (0.38).  penumbra_tmax: Tmax cut-off in s (6).
-    rho, hematocrit_factor: see :mod:`perfdecon.maps`.
-    """
-
-    method: str = "tikhonov"
-    matrix: str = "volterra"
-    lambda_rel: float = 0.3
-    modality: str = "ct"
-    te: float | None = None
-    smooth_xy: float = 1.5
-    smooth_t: float = 1.0
-    reference: str = "median"
-    core_threshold: float = 0.38
-    penumbra_tmax: float = 6.0
-    rho: float = 1.04
-    hematocrit_factor: float = 0.73
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+PipelineConfig = MapsConfig
+"""Former name of :class:`perfdecon.config.MapsConfig`."""
 
 
 @dataclass
@@ -64,11 +37,51 @@ class CaseResult:
     brain_mask: np.ndarray
     aif: AifResult
     ctc: np.ndarray
-    config: PipelineConfig
+    config: MapsConfig
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    reference: dict = field(default_factory=dict)
 
 
-def apply_smoothing(conc: np.ndarray, config: PipelineConfig, brain: np.ndarray) -> np.ndarray:
+def check_aif_quality(aif: AifResult, min_quality: float, force: bool = False) -> list[str]:
+    """Refuse an AIF whose quality is below ``min_quality`` (unless ``force``).
+
+    The quality is ``R^2(gamma first pass) * (1 - exp(-SNR / 20))`` in [0, 1]
+    (:func:`perfdecon.aif.quality_score`); a learned AIF has none (NaN) and is not checked.
+
+    Returns
+    -------
+    list of str
+        Warnings (one when ``force`` let a poor AIF through), empty otherwise.
+
+    Raises
+    ------
+    PerfdeconError
+        Quality below ``min_quality`` and ``force`` is False.
+    """
+    curve = np.asarray(aif.curve, np.float64)
+    if not np.isfinite(curve).all():
+        raise PerfdeconError(f"AIF ({aif.source}) contains NaN or inf")
+    if not np.any(curve):
+        raise PerfdeconError(f"AIF ({aif.source}) is all zero: no contrast bolus in it")
+    if not curve.max() > 0:
+        raise PerfdeconError(f"AIF ({aif.source}) has no positive peak: no contrast bolus in it")
+    q = float(aif.quality)
+    if not np.isfinite(q) or q >= min_quality:
+        return []
+    where = f" at (z,y,x)={aif.location}" if aif.location is not None else ""
+    text = (
+        f"AIF ({aif.source}{where}) quality {q:.2f} is below {min_quality:.2f}: it does not "
+        "look like an arterial bolus (noisy, flat or late), so CBF/CBV/MTT would be unreliable"
+    )
+    if not force:
+        raise PerfdeconError(
+            text + "; choose an artery with --aif-mask or --aif-file, or pass --force"
+        )
+    return [f"WARNING: {text}; continuing because of --force"]
+
+
+def apply_smoothing(conc: np.ndarray, config: MapsConfig, brain: np.ndarray) -> np.ndarray:
     """Spatio-temporal smoothing of the concentration inside the brain (no-op when off)."""
     if config.smooth_xy > 0 or config.smooth_t > 0:
         from perfdecon.preprocess import smooth
@@ -78,7 +91,7 @@ def apply_smoothing(conc: np.ndarray, config: PipelineConfig, brain: np.ndarray)
 
 
 def to_concentration(
-    series: np.ndarray, config: PipelineConfig, brain_mask: np.ndarray | None = None
+    series: np.ndarray, config: MapsConfig, brain_mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw series -> (concentration ``(Z, Y, X, T)`` float32, brain mask ``(Z, Y, X)``).
 
@@ -90,8 +103,6 @@ def to_concentration(
     s = np.asarray(series)
     if s.ndim != 4:
         raise PerfdeconError(f"perfusion series must be 4D (Z, Y, X, T), got shape {s.shape}")
-    from perfdecon.maps import MIN_FRAMES
-
     if s.shape[-1] < MIN_FRAMES:
         raise PerfdeconError(
             f"series has {s.shape[-1]} frames; at least {MIN_FRAMES} are needed for deconvolution"
@@ -124,11 +135,12 @@ def run_case(
     series: np.ndarray,
     dt: float,
     *,
-    config: PipelineConfig | None = None,
+    config: MapsConfig | None = None,
     aif: str | np.ndarray | AifResult = "auto",
     aif_mask: np.ndarray | None = None,
     brain_mask: np.ndarray | None = None,
     is_concentration: bool = False,
+    force: bool = False,
 ) -> CaseResult:
     """Run the whole pipeline on one case.
 
@@ -142,12 +154,22 @@ def run_case(
         ``"auto"``, ``"mask"`` (with ``aif_mask``), a ``(T,)`` curve, or an :class:`AifResult`.
     brain_mask:
         ``(Z, Y, X)`` bool; automatic when None.
+    force:
+        Proceed (with a warning in ``CaseResult.warnings``) when the AIF quality is below
+        ``config.min_aif_quality``; by default such an AIF is refused.
     """
     import torch
 
-    from perfdecon.maps import compute_maps, core_mask, penumbra_mask, relative_cbf
+    from perfdecon.maps import (
+        REFERENCE_DEFINITIONS,
+        compute_maps,
+        core_mask,
+        penumbra_mask,
+        reference_cbf,
+        relative_cbf,
+    )
 
-    cfg = config or PipelineConfig()
+    cfg = config or MapsConfig()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if is_concentration:
@@ -180,6 +202,7 @@ def run_case(
         raise PerfdeconError(
             f"AIF has {chosen.curve.shape} values but the series has {conc.shape[-1]} frames"
         )
+    warns = check_aif_quality(chosen, cfg.min_aif_quality, force)
     timings["aif"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     conc = apply_smoothing(conc, cfg, brain)
@@ -195,11 +218,31 @@ def run_case(
             method=cfg.method,
             matrix=cfg.matrix,
             lambda_rel=cfg.lambda_rel,
+            threshold=cfg.threshold,
             mask=mask_t,
+            cbv_aif_area="positive" if chosen.source == "model" else "full",
             rho=cfg.rho,
             hematocrit_factor=cfg.hematocrit_factor,
         )
-        rcbf = relative_cbf(maps.cbf, mask_t, cfg.reference)
+        exclude = None
+        robust = cfg.robust_reference and chosen.source != "model"
+        if robust:
+            exclude = (maps.cbv < REF_MIN_CBV) | (maps.cbv > REF_MAX_CBV)
+        ref_value = reference_cbf(maps.cbf, mask_t, cfg.reference, exclude=exclude)
+        rcbf = relative_cbf(maps.cbf, mask_t, cfg.reference, exclude=exclude)
+        n_ref = int((mask_t & ~exclude).sum()) if exclude is not None else int(mask_t.sum())
+        reference = {
+            "kind": cfg.reference,
+            "definition": REFERENCE_DEFINITIONS[cfg.reference]
+            + (
+                f", excluding voxels with CBV < {REF_MIN_CBV} (never enhance) or > "
+                f"{REF_MAX_CBV} mL/100g (vessels)"
+                if robust
+                else ""
+            ),
+            "cbf_ml_100g_min": ref_value,
+            "n_voxels": n_ref if n_ref >= 10 else int(mask_t.sum()),
+        }
         core = core_mask(rcbf, threshold=cfg.core_threshold) & mask_t
         pen = penumbra_mask(maps.tmax, core, mask_t, cfg.penumbra_tmax)
     timings["maps"] = time.perf_counter() - t2
@@ -222,7 +265,17 @@ def run_case(
         ctc=conc,
         config=cfg,
         timings=timings,
+        warnings=warns,
+        reference=reference,
     )
 
 
-__all__ = ["CaseResult", "PipelineConfig", "apply_smoothing", "run_case", "to_concentration"]
+__all__ = [
+    "CaseResult",
+    "MapsConfig",
+    "PipelineConfig",
+    "apply_smoothing",
+    "check_aif_quality",
+    "run_case",
+    "to_concentration",
+]
