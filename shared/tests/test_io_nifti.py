@@ -98,7 +98,9 @@ def test_nibabel_wheel_files_roundtrip(tmp_path, name):
     src = NIB_DATA / name
     ref = nib.load(src)
     img = read_nifti(src)
-    assert img.data.dtype == ref.get_data_dtype()  # on-disk dtype, byte order included
+    # on-disk dtype in native byte order; the stored one (byte order included) is in meta
+    assert img.data.dtype == ref.get_data_dtype().newbyteorder("=")
+    assert img.meta["stored_dtype"] == ref.get_data_dtype()
     np.testing.assert_array_equal(img.data, np.asarray(ref.dataobj))
     np.testing.assert_array_equal(img.affine, ref.affine)
     out = tmp_path / name
@@ -168,7 +170,7 @@ def test_truncated_plain_nii(tmp_path):
     write_nifti(good, np.ones((10, 10, 10), np.float32))
     bad = tmp_path / "cut.nii"
     bad.write_bytes(good.read_bytes()[:1000])
-    with pytest.raises(MedsharedError, match=r"cut\.nii: cannot read"):
+    with pytest.raises(MedsharedError, match=r"cut\.nii: truncated .*holds 1000 bytes"):
         read_nifti(bad)
 
 

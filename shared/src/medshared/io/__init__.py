@@ -1,26 +1,45 @@
 """Readers and writers for the tools' file formats; every writer is atomic.
 
+One image convention
+--------------------
+Every volume reader returns the same record, :class:`Image`: ``data`` in ``(X, Y, Z[, T])``
+order, ``affine`` (4, 4) voxel -> RAS+ mm, ``spacing`` (mm), ``dt`` (s, series only), ``path``,
+``header``/``meta`` for format specifics. DICOM is converted to it on reading (LPS -> RAS,
+``(slice, row, column)`` -> ``(column, row, slice)``). :func:`read_image` dispatches on the path
+(``.nii``/``.nii.gz``, a DICOM file, a DICOM folder); :func:`write_image` writes NIfTI.
+
 Formats (one module each)
 -------------------------
+image        :class:`Image`, :func:`read_image`, :func:`write_image`
 nifti        ``.nii``/``.nii.gz``: :func:`read_nifti`, :func:`write_nifti` (nibabel)
-dicom        series folder: :func:`read_dicom_series` (pydicom, extra ``dicom``)
-hdf5         ``.h5``/``.hdf5``: :func:`read_hdf5`, :func:`write_hdf5` (h5py)
+dicom        series folder (3D or 4D) or one (multi-frame) file: :func:`read_dicom`,
+             :func:`read_dicom_series` (pydicom, extra ``dicom``)
+hdf5         ``.h5``/``.hdf5``: :func:`open_hdf5` (lazy, sliceable), :func:`read_hdf5`,
+             :func:`write_hdf5` (h5py)
 streamlines  ``.trk``/``.tck``/``.trx``: :func:`read_streamlines`, :func:`write_streamlines`
-             (nibabel; ``.trx`` needs trx-python, extra ``trx``)
+             (nibabel; ``.trx`` needs trx-python, extra ``trx``), with per-point and
+             per-streamline data
 png          8/16-bit grayscale ``.png``: :func:`read_png`, :func:`write_png` (Pillow, extra ``png``)
 checkpoint   ``.safetensors`` + JSON metadata: :func:`save_checkpoint`, :func:`load_checkpoint`
              (torch + safetensors, extra ``torch``)
 atomic       :func:`atomic_path`, :func:`atomic_write_bytes`, :func:`atomic_write_text`
+limits       :func:`check_allocation`, :func:`available_memory`: refuse what a header claims
+             before allocating it
 
-Every reader raises :class:`~medshared.errors.MedsharedError` naming the file for a missing file,
-a wrong extension, a corrupt/truncated file, a wrong dimensionality (``ndim=``) and NaN/inf when
-``allow_nonfinite=False``. Optional libraries are imported only when their format is used.
+Every reader raises :class:`~medshared.errors.MedsharedError` naming the file: a missing file is a
+:class:`~medshared.errors.MissingFileError` (also a ``FileNotFoundError``), a permission problem a
+:class:`~medshared.errors.FilePermissionError`, a claim larger than the memory an
+:class:`~medshared.errors.AllocationError`; also for a wrong extension, a corrupt/truncated file,
+a wrong dimensionality (``ndim=``) and NaN/inf when ``allow_nonfinite=False``. Optional libraries
+are imported only when their format is used.
 """
 
+from medshared.io._limits import available_memory, check_allocation
 from medshared.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from medshared.io.checkpoint import METADATA_KEY, Checkpoint, load_checkpoint, save_checkpoint
-from medshared.io.dicom import DicomSeries, read_dicom_series
+from medshared.io.dicom import DicomSeries, read_dicom, read_dicom_series
 from medshared.io.hdf5 import Hdf5Content, read_hdf5, write_hdf5
+from medshared.io.image import Image, read_image, write_image
 from medshared.io.nifti import NiftiImage, read_nifti, write_nifti
 from medshared.io.png import read_png, write_png
 from medshared.io.streamlines import Tractogram, read_streamlines, write_streamlines
@@ -30,19 +49,25 @@ __all__ = [
     "Checkpoint",
     "DicomSeries",
     "Hdf5Content",
+    "Image",
     "NiftiImage",
     "Tractogram",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "available_memory",
+    "check_allocation",
     "load_checkpoint",
+    "read_dicom",
     "read_dicom_series",
     "read_hdf5",
+    "read_image",
     "read_nifti",
     "read_png",
     "read_streamlines",
     "save_checkpoint",
     "write_hdf5",
+    "write_image",
     "write_nifti",
     "write_png",
     "write_streamlines",
