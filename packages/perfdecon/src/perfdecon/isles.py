@@ -1,8 +1,10 @@
 """ISLES 2018 (CT perfusion) training set: case discovery, NIfTI loading, dataset.
 
 Arrays follow the package convention: perfusion series ``(Z, Y, X, T)`` in HU, masks
-``(Z, Y, X)`` bool, voxel spacing ``(dz, dy, dx)`` in mm, frame interval in seconds. NIfTI
-files store ``(X, Y, Z[, T])``; :func:`load_isles_case` transposes on reading.
+``(Z, Y, X)`` bool, voxel spacing ``(dz, dy, dx)`` in mm, frame interval in seconds. Files are
+read through :func:`perfdecon.io.read_image_checked` (medshared's one image record,
+``(X, Y, Z[, T])`` + RAS+ affine) and put in pipeline order by :func:`perfdecon.io.to_pipeline`,
+the package's one conversion.
 
 ISLES 2018 layout (training set)::
 
@@ -22,7 +24,7 @@ import numpy as np
 
 from perfdecon.datasets import Sample, ct_concentration, fit_frames
 from perfdecon.errors import PerfdeconError
-from perfdecon.io import read_nifti_image
+from perfdecon.io import read_image_checked, to_pipeline
 
 ISLES_MODALITIES = ("CT_4DPWI", "OT", "CT_CBF", "CT_CBV", "CT_MTT", "CT_Tmax", "CT")
 """Modalities the loader knows; ``CT_4DPWI`` is always required."""
@@ -46,7 +48,7 @@ class IslesCase:
     spacing:
         Voxel size ``(dz, dy, dx)`` in mm.
     affine:
-        NIfTI affine ``(4, 4)`` of the perfusion series (voxel ``(x, y, z)`` to world mm).
+        Affine ``(4, 4)`` of the perfusion series (file voxel ``(x, y, z)`` to RAS+ mm).
     core:
         Ground-truth core ``(Z, Y, X)`` bool (from OT), None if absent and not required.
     images:
@@ -98,13 +100,18 @@ def _modality_files(case_dir: Path) -> dict[str, Path]:
 
 
 def _frame_interval(img, path: Path) -> float:
-    # medshared.io.read_nifti already converts pixdim[4] to seconds (xyzt_units msec/usec).
-    if len(img.zooms) < 4:
-        raise PerfdeconError(f"{path}: no frame interval (pixdim[4]) in the header")
-    dt = float(img.zooms[3])
+    # medshared.io gives dt in seconds (pixdim[4] converted from xyzt_units msec/usec); it is
+    # None when pixdim[4] is missing, zero or not finite.
+    if img.dt is None:
+        raw = img.header["pixdim"][4] if img.header is not None and img.ndim == 4 else None
+        raise PerfdeconError(
+            f"{path}: frame interval pixdim[4] = {raw} is not a positive number of seconds; "
+            "fix the header"
+        )
+    dt = float(img.dt)
     if not np.isfinite(dt) or dt <= 0:
         raise PerfdeconError(
-            f"{path}: frame interval pixdim[4] = {img.zooms[3]} is not a positive number of "
+            f"{path}: frame interval pixdim[4] = {dt} is not a positive number of "
             "seconds; fix the header"
         )
     return dt
@@ -150,18 +157,17 @@ def load_isles_case(
                 f"{case_dir}: modality {mod} is missing (no SMIR.Brain.XX.O.{mod}.<id> folder "
                 f"with a .nii file); found {sorted(files) or 'none'}"
             )
-    pwi = read_nifti_image(files["CT_4DPWI"], 4, allow_nonfinite=False)
-    ctp = np.ascontiguousarray(np.transpose(np.asarray(pwi.data, dtype=np.float32), (2, 1, 0, 3)))
+    pwi = read_image_checked(files["CT_4DPWI"], 4, allow_nonfinite=False)
+    ctp = to_pipeline(np.asarray(pwi.data, dtype=np.float32))
     dt = _frame_interval(pwi, files["CT_4DPWI"])
-    zooms = tuple(float(z) for z in pwi.zooms[:3])
-    spacing = (zooms[2], zooms[1], zooms[0])
+    spacing = (pwi.spacing[2], pwi.spacing[1], pwi.spacing[0])
     images: dict[str, np.ndarray] = {}
     core = None
     for mod in wanted[1:]:
         if mod not in files:
             continue
-        img = read_nifti_image(files[mod], 3, allow_nonfinite=False)
-        vol = np.ascontiguousarray(np.transpose(np.asarray(img.data), (2, 1, 0)))
+        img = read_image_checked(files[mod], 3, allow_nonfinite=False)
+        vol = to_pipeline(img.data)
         if vol.shape != ctp.shape[:3]:
             raise PerfdeconError(
                 f"{files[mod]}: shape (Z, Y, X) = {vol.shape} does not match the perfusion "

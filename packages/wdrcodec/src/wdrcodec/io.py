@@ -1,10 +1,10 @@
-"""Reading codec inputs (NIfTI, DICOM series folder, ``.npy``) and writing decoded outputs.
+"""Reading codec inputs (NIfTI, DICOM file or series folder, ``.npy``) and writing decoded outputs.
 
-NIfTI data keep NIfTI order ``(X, Y, Z[, T])`` and are coded with ``axes="xyz"`` (the codec
-transposes them so slices run along Z). A DICOM series ``(Z, Y, X)`` in patient LPS is turned into
-the same NIfTI convention on reading (array reversed to ``(X, Y, Z)``, affine converted to
-voxel ``(i, j, k)`` -> RAS+ mm), so every file carries a RAS affine and can be written back as
-NIfTI. ``.npy`` arrays are coded as given: ``(Y, X)``, ``(Z, Y, X)`` or ``(T, Z, Y, X)``.
+NIfTI and DICOM are read through :func:`medshared.io.read_image`, which returns every format in
+one convention: ``(X, Y, Z[, T])`` with a voxel -> RAS+ mm affine (DICOM is converted by the
+reader, so nothing is transposed here). They are coded with ``axes="xyz"`` (slices along axis 2,
+time along axis 3; see :func:`wdrcodec.files.volume_layout`) and can be written back as NIfTI.
+``.npy`` arrays are coded as given: ``(Y, X)``, ``(Z, Y, X)`` or ``(T, Z, Y, X)``.
 """
 
 from __future__ import annotations
@@ -14,56 +14,75 @@ from pathlib import Path
 
 import numpy as np
 
-from medshared.errors import MedsharedError
-from medshared.io import atomic_path, read_nifti, write_nifti
+from medshared.errors import MedsharedError, MissingExtraError
+from medshared.io import Image, atomic_path, write_nifti
 from wdrcodec.container import Header
 from wdrcodec.errors import WdrError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-_ZYX_TO_XYZ = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 
 
 @dataclass(frozen=True)
 class Volume:
-    """An input read from disk: ``array`` with its ``axes`` layout, spacing (mm) and affine."""
+    """An input read from disk.
+
+    Attributes
+    ----------
+    array : np.ndarray
+        ``(X, Y, Z[, T])`` for NIfTI/DICOM (``axes == "xyz"``), as stored for ``.npy``.
+    axes : str
+        ``"xyz"`` (image convention) or ``"zyx"`` (``.npy``, codec order).
+    spacing : tuple of float or None
+        Per-axis sizes: mm for X, Y, Z and seconds for T (``image.zooms``); None for ``.npy``.
+    affine : np.ndarray or None
+        ``(4, 4)`` voxel ``(i, j, k)`` -> RAS+ mm; None for ``.npy``.
+    source : str
+        ``"nifti"``, ``"dicom"`` or ``"npy"``.
+    image : medshared.io.Image or None
+        The reader's record (NIfTI/DICOM), for headers and metadata.
+    """
 
     array: np.ndarray
     axes: str
     spacing: tuple[float, ...] | None
     affine: np.ndarray | None
     source: str
+    image: Image | None = None
 
 
 def is_nifti(path: Path) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
+def _is_image_input(p: Path) -> bool:
+    name = p.name.lower()
+    return p.is_dir() or name.endswith(NIFTI_SUFFIXES) or name.endswith(DICOM_SUFFIXES)
+
+
 def read_volume(path: str | Path) -> Volume:
-    """Read ``.nii``/``.nii.gz``, ``.npy`` or a DICOM series folder (see module docstring).
+    """Read ``.nii``/``.nii.gz``, a DICOM file or series folder, or ``.npy`` (module docstring).
 
     Raises
     ------
     WdrError
-        Missing file, unknown extension or unreadable content (message names the path).
+        Unknown extension or unreadable content (message names the path).
+        :class:`~medshared.errors.MissingExtraError` (DICOM without pydicom),
+        :class:`~medshared.errors.MissingFileError`, ``FilePermissionError`` and
+        ``AllocationError`` (a header claiming more than the memory) pass unchanged.
     """
+    from medshared.io import read_image
+
     p = Path(path)
     try:
-        if p.is_dir():
-            from medshared.io import read_dicom_series
-
-            s = read_dicom_series(p)
-            data = np.ascontiguousarray(np.asarray(s.data).transpose(2, 1, 0))
-            affine = _LPS_TO_RAS @ np.asarray(s.affine, dtype=np.float64) @ _ZYX_TO_XYZ
-            spacing = tuple(float(v) for v in reversed(s.spacing))
-            return Volume(data, "xyz", spacing, affine, "dicom")
+        if _is_image_input(p):
+            img = read_image(p, ndim=(2, 3, 4), allow_nonfinite=False)
+            zooms = tuple(float(z) for z in img.zooms)[: img.ndim]
+            zooms = zooms + (1.0,) * (img.ndim - len(zooms))
+            source = "nifti" if is_nifti(p) else "dicom"
+            return Volume(np.asarray(img.data), "xyz", zooms, img.affine, source, img)
         if not p.exists():
             raise WdrError(f"{p}: no such file or folder")
-        if is_nifti(p):
-            img = read_nifti(p, ndim=(2, 3, 4), allow_nonfinite=False)
-            zooms = tuple(float(z) for z in img.zooms)[: img.data.ndim]
-            zooms = zooms + (1.0,) * (img.data.ndim - len(zooms))
-            return Volume(np.asarray(img.data), "xyz", zooms, img.affine, "nifti")
         if p.suffix.lower() == ".npy":
             try:
                 arr = np.load(p, allow_pickle=False)
@@ -71,8 +90,14 @@ def read_volume(path: str | Path) -> Volume:
                 raise WdrError(f"{p}: cannot read .npy file ({exc})") from exc
             return Volume(arr, "zyx", None, None, "npy")
     except MedsharedError as exc:
+        # a missing extra, a missing file (FileNotFoundError), a permission problem and a claim
+        # larger than the memory (MemoryError) keep their medshared types
+        if isinstance(exc, WdrError | MissingExtraError | OSError | MemoryError):
+            raise
         raise WdrError(str(exc)) from exc
-    raise WdrError(f"{p}: unsupported input (use .nii, .nii.gz, .npy or a DICOM series folder)")
+    raise WdrError(
+        f"{p}: unsupported input (use .nii, .nii.gz, .npy, a DICOM file or a DICOM series folder)"
+    )
 
 
 def nifti_order(array: np.ndarray, header: Header) -> np.ndarray:
