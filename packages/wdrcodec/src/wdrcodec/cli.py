@@ -249,7 +249,7 @@ def cmd_encode(args) -> int:
     from wdrcodec.files import encode_file
     from wdrcodec.jit import ensure_compiled
 
-    ensure_compiled(quiet=args.quiet)
+    ensure_compiled(quiet=args.quiet, cli=True)
     show = None if args.quiet else _print_encode
     return _run_all(args, encode_file, inputs, outputs, (config,), show)
 
@@ -262,7 +262,7 @@ def cmd_decode(args) -> int:
     from wdrcodec.files import decode_file
     from wdrcodec.jit import ensure_compiled
 
-    ensure_compiled(quiet=args.quiet)
+    ensure_compiled(quiet=args.quiet, cli=True)
     job = partial(decode_file, trust_tail=args.trust_tail)
     show = None if args.quiet else _print_decode
     return _run_all(args, job, inputs, outputs, (limits,), show)

@@ -18,7 +18,7 @@ from wdrcodec.errors import WdrError
 
 # fitted constants (bytes), see decode_memory and the README
 BASE = 200 << 20  # interpreter, numpy, numba and the loaded kernels
-PER_VOXEL = 13.0  # plus the output dtype's itemsize
+PER_VOXEL = 14.0  # plus the output dtype's itemsize
 PER_PAYLOAD_BYTE = 14.0
 
 
@@ -27,7 +27,7 @@ def decode_memory(n_voxels: int, itemsize: int, payload_len: int, lossless: bool
     ``payload_len`` bytes; ``itemsize`` is the output dtype's size in bytes.
 
     Fitted on 128**3, 256**3 and 512**3 uint16 decodes at 1 and 4 bpv and lossless (README):
-    ``BASE + n * (13 + itemsize) + 14 * payload``; the payload term is capped at every voxel
+    ``BASE + n * (14 + itemsize) + 14 * payload``; the payload term is capped at every voxel
     significant (14 bytes each plus three copies of the payload). ``lossless`` is accepted for
     the record: the measured cost per voxel is the same.
     """
