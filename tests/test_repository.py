@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README_COMMANDS = [
-    "uv run --all-packages python ci/demo.py",
+    "uv run --all-packages medshared demo",
     "bash ci/test-all.sh",
 ]
 
@@ -114,18 +114,36 @@ def test_every_console_script_answers_help_and_version(name: str, script) -> Non
     assert "usage" in helptext.lower()
 
 
-@pytest.mark.parametrize("tool", _load_ci_module("demo").tools())
-def test_every_tool_offers_demo_for_the_readme_table(tool: str, script) -> None:
+TOOLS = [n for n, _ in _load_ci_module("packages").distributions() if n != "medshared"]
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_tool_registers_its_demo_with_the_shared_table(tool: str, script) -> None:
+    """The entry point group medshared.demos is the only contract with the results table."""
+    from importlib.metadata import entry_points
+
+    project = tomllib.loads(
+        (dict(_load_ci_module("packages").distributions())[tool] / "pyproject.toml").read_text()
+    )["project"]
+    declared = project["entry-points"]["medshared.demos"]
+    assert declared == {tool: f"{tool}.demo:demo_rows"}
+    installed = {ep.name: ep.value for ep in entry_points(group="medshared.demos")}
+    assert installed.get(tool) == f"{tool}.demo:demo_rows"
+    assert callable(entry_points(group="medshared.demos")[tool].load())
     helptext = subprocess.run(
         [script(tool), "demo", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert "--summary-json" in helptext
+    assert "usage" in helptext.lower()
+
+
+def test_no_private_copy_of_the_demo_driver() -> None:
+    assert not (ROOT / "ci" / "demo.py").exists(), "the README's table is `medshared demo`"
 
 
 @pytest.mark.slow
-def test_readme_first_command_prints_results_table() -> None:
+def test_readme_first_command_prints_results_table(script) -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "ci" / "demo.py")], capture_output=True, text=True, cwd=ROOT
+        [script("medshared"), "demo"], capture_output=True, text=True, cwd=ROOT
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "=== results (all tools) ===" in proc.stdout
