@@ -1,4 +1,4 @@
-"""Learned AIF: checkpoint round trip (exact outputs), error paths, predict_aif slab handling."""
+"""Learned AIF: model export round trip (exact outputs), error paths, predict_aif slabs."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from medshared.errors import MedsharedError
 from medshared.io import save_checkpoint
+from medshared.training import export_model
 from perfdecon import __version__
-from perfdecon.checkpoint import load_aif_model, restore_training_state, save_aif_model
 from perfdecon.errors import PerfdeconError
 from perfdecon.models import AIFNet
-from perfdecon.predict import fit_slices, predict_aif, slab_starts
+from perfdecon.predict import fit_slices, load_aif_model, predict_aif, slab_starts
 
 N_T = 16
 
@@ -21,71 +22,67 @@ def _net(seed=0, **kw):
     return AIFNet(N_T, 2, channels_3d=(4,), channels_2d=(6,), **kw)
 
 
-def test_checkpoint_round_trip_reproduces_outputs_exactly(tmp_path):
-    net = _net(dropout=0.2, non_negative=True).eval()
+def save_aif_model(path, net, **extra):
+    export_model(path, net, package="perfdecon", version=__version__, kind="AIFNet",
+                 model_config=net.config.to_dict(), extra=extra)
+
+
+@pytest.mark.parametrize("non_negative", [True, False])
+def test_export_round_trip_reproduces_outputs_exactly(tmp_path, non_negative):
+    # the paper's linear-output model and the softplus one load the same way
+    net = _net(dropout=0.2, non_negative=non_negative).eval()
     x = torch.randn(2, N_T, 2, 12, 10)
     path = tmp_path / "aif.safetensors"
-    save_aif_model(path, net, {"lr": 0.01}, step=17, seed=5)
+    save_aif_model(path, net, step=17, seed=5)
     model, meta = load_aif_model(path)
     assert not model.training
     assert model.config == net.config
     assert torch.equal(model(x), net(x))
     assert meta["package"] == "perfdecon" and meta["version"] == __version__
-    assert meta["step"] == 17 and meta["seed"] == 5 and meta["train_config"] == {"lr": 0.01}
-    assert meta["model_config"]["non_negative"] is True
+    assert meta["step"] == 17 and meta["seed"] == 5 and meta["kind"] == "AIFNet"
+    assert meta["model_config"]["non_negative"] is non_negative
     assert not list(tmp_path.glob("*.part*"))
 
 
-def test_optimizer_and_rng_state_round_trip(tmp_path):
-    net = _net(dropout=0.0)
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+def test_legacy_single_file_checkpoint_loads(tmp_path):
+    net = _net(seed=3).eval()
+    path = tmp_path / "checkpoint.safetensors"
+    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+    tensors["optimizer.0.momentum_buffer"] = torch.zeros(3)
+    save_checkpoint(path, tensors, {"package": "perfdecon", "model": "AIFNet",
+                                    "model_config": net.config.to_dict()})
+    model, _ = load_aif_model(path)
     x = torch.randn(1, N_T, 2, 8, 8)
-    for _ in range(2):
-        opt.zero_grad()
-        net(x).pow(2).sum().backward()
-        opt.step()
-    torch.manual_seed(123)
-    path = tmp_path / "run.safetensors"
-    save_aif_model(path, net, None, step=2, seed=0, optimizer=opt, extra={"epoch": 1})
-    expected_draw = torch.rand(3)
-
-    net2 = _net(seed=9, dropout=0.0)
-    opt2 = torch.optim.SGD(net2.parameters(), lr=0.05, momentum=0.9)
-    torch.manual_seed(999)
-    meta = restore_training_state(path, net2, opt2)
-    assert meta["epoch"] == 1
-    assert torch.equal(torch.rand(3), expected_draw)
-    for a, b in zip(net.parameters(), net2.parameters()):
-        assert torch.equal(a, b)
-    # One more identical step from both gives identical weights (momentum restored).
-    for n, o in ((net, opt), (net2, opt2)):
-        o.zero_grad()
-        n(x).pow(2).sum().backward()
-        o.step()
-    for a, b in zip(net.parameters(), net2.parameters()):
-        assert torch.equal(a, b)
+    assert torch.equal(model(x), net(x))
 
 
-def test_checkpoint_error_paths(tmp_path):
-    with pytest.raises(PerfdeconError, match="no such file"):
+def test_export_error_paths(tmp_path):
+    with pytest.raises(MedsharedError, match="none.safetensors"):
         load_aif_model(tmp_path / "none.safetensors")
     other = tmp_path / "other.safetensors"
-    save_checkpoint(other, {"w": torch.zeros(2)}, {"package": "flowsr", "model": "X"})
-    with pytest.raises(PerfdeconError, match="not a perfdecon AIFNet"):
+    export_model(other, torch.nn.Linear(2, 2), package="flowsr", version="0", kind="X",
+                 model_config={})
+    with pytest.raises(MedsharedError, match="flowsr"):
         load_aif_model(other)
+    kind = tmp_path / "kind.safetensors"
+    export_model(kind, torch.nn.Linear(2, 2), package="perfdecon", version="0", kind="Other",
+                 model_config={})
+    with pytest.raises(MedsharedError, match="AIFNet"):
+        load_aif_model(kind)
+    plain = tmp_path / "plain.safetensors"
+    save_checkpoint(plain, {"w": torch.zeros(2)}, {"package": "flowsr", "model": "X"})
+    with pytest.raises(PerfdeconError, match="not a perfdecon AIFNet"):
+        load_aif_model(plain)
     bad = tmp_path / "bad.safetensors"
-    meta = {"package": "perfdecon", "model": "AIFNet", "model_config": _net().config.to_dict()}
-    save_checkpoint(bad, {"model.fc.weight": torch.zeros(3, 3)}, meta)
+    export_model(bad, torch.nn.Linear(3, 3), package="perfdecon", version="0", kind="AIFNet",
+                 model_config=_net().config.to_dict())
     with pytest.raises(PerfdeconError, match="do not match"):
         load_aif_model(bad)
     good = tmp_path / "good.safetensors"
-    save_aif_model(good, _net(), None, 0, 0)
-    with pytest.raises(PerfdeconError, match="no optimizer state"):
-        net = _net()
-        restore_training_state(good, net, torch.optim.SGD(net.parameters(), lr=0.1))
+    save_aif_model(good, _net())
     trunc = tmp_path / "trunc.safetensors"
     trunc.write_bytes(good.read_bytes()[:100])
-    with pytest.raises(PerfdeconError, match="trunc"):
+    with pytest.raises(MedsharedError, match="trunc"):
         load_aif_model(trunc)
 
 
@@ -103,10 +100,10 @@ def test_slab_handling():
     np.testing.assert_array_equal(slabs[1], ctc[1:3])
 
 
-def test_predict_aif_from_checkpoint(tmp_path):
+def test_predict_aif_from_export(tmp_path):
     net = _net(seed=2, non_negative=True).eval()
     path = tmp_path / "aif.safetensors"
-    save_aif_model(path, net, None, 0, 0)
+    save_aif_model(path, net)
     rng = np.random.default_rng(0)
     ctc = rng.gamma(2.0, 3.0, size=(2, 10, 9, N_T)).astype(np.float32)
     raw = predict_aif(path, ctc, rescale="none")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from perfdecon.checkpoint import load_aif_model
+from perfdecon.predict import load_aif_model
 
 SCRIPT = textwrap.dedent(
     """
@@ -20,11 +20,13 @@ SCRIPT = textwrap.dedent(
     import torch
     torch.set_num_threads(1)
     from perfdecon.train import TrainConfig, train
+    from perfdecon.train_config import AIFNetOptions
 
     out = sys.argv[1]
     cfg = TrainConfig(
         data="phantom", cases=4, size=32, n_slices=2, n_frames=16, folds=1, epochs=1,
-        lr=0.05, channels_3d=(4,), channels_2d=(8,), dropout=0.1, device="cpu",
+        lr=0.05, model=AIFNetOptions(channels_3d=(4,), channels_2d=(8,), dropout=0.1),
+        device="cpu",
         progress=False, seed=5, out=os.path.join(out, "run"),
     )
     res = train(cfg)
@@ -68,9 +70,9 @@ def test_ddp_two_processes_gloo(tmp_path):
     assert names
     for k in names:
         np.testing.assert_array_equal(r0[k], r1[k], err_msg=k)
-    # Only rank 0 wrote the run folder; its checkpoint holds the shared weights, which moved
+    # Only rank 0 wrote the run folder; its export holds the shared weights, which moved
     # away from the seeded initial weights.
-    model, meta = load_aif_model(tmp_path / "run" / "checkpoint.safetensors")
+    model, meta = load_aif_model(tmp_path / "run" / "model.safetensors")
     assert meta["step"] == 2
     moved = 0.0
     from perfdecon.models import AIFNet, AIFNetConfig
@@ -83,8 +85,11 @@ def test_ddp_two_processes_gloo(tmp_path):
         moved += float((v - init[k]).abs().sum())
     assert moved > 0
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "checkpoint.safetensors",
         "config.json",
-        "metrics.json",
+        "final.pt",
+        "last.pt",
+        "metrics.jsonl",
+        "model.safetensors",
+        "split.json",
     ]
-    assert '"world_size": 2' in (tmp_path / "run" / "config.json").read_text()
+    assert '"world_size": 2' in (tmp_path / "run" / "split.json").read_text()

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from perfdecon.checkpoint import load_aif_model
+from medshared.errors import MedsharedError
 from perfdecon.datasets import PhantomDataset
 from perfdecon.errors import PerfdeconError
 from perfdecon.objective import case_loss
+from perfdecon.predict import load_aif_model
 from perfdecon.train import TrainConfig, main, train
+from perfdecon.train_config import AIFNetOptions
 
 TINY = dict(
     data="phantom",
@@ -23,9 +25,7 @@ TINY = dict(
     folds=3,
     fold=1,
     lr=0.05,
-    channels_3d=(4,),
-    channels_2d=(8,),
-    dropout=0.1,
+    model=AIFNetOptions(channels_3d=(4,), channels_2d=(8,), dropout=0.1),
     device="cpu",
     progress=False,
     seed=11,
@@ -42,9 +42,9 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     run = tmp_path / "resumed"
     first = train(TrainConfig(**TINY, epochs=1, out=str(run)))
     assert first.steps == 2
-    with pytest.raises(PerfdeconError, match="--resume"):
+    with pytest.raises(MedsharedError, match="--resume"):
         train(TrainConfig(**TINY, epochs=2, out=str(run)))
-    with pytest.raises(PerfdeconError, match="different configuration.*lr"):
+    with pytest.raises(MedsharedError, match="differs from the saved one in lr"):
         train(TrainConfig(**{**TINY, "lr": 0.1}, epochs=2, out=str(run), resume=True))
     resumed = train(TrainConfig(**TINY, epochs=2, out=str(run), resume=True))
     assert resumed.steps == 4
@@ -58,12 +58,14 @@ def test_resume_matches_uninterrupted_run(tmp_path):
 
     assert strip(resumed.history) == strip(full.history)
 
-    # Run folder: config, metrics and a checkpoint that rebuilds the trained model.
+    # Run folder: config, split, metrics and an export that rebuilds the trained model.
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["train_config"]["seed"] == 11 and cfg["model_config"]["n_frames"] == 20
-    assert cfg["val_cases"] and not set(cfg["val_cases"]) & set(cfg["train_cases"])
-    metrics = json.loads((run / "metrics.json").read_text())["history"]
-    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert cfg["seed"] == 11 and cfg["package"] == "perfdecon"
+    split = json.loads((run / "split.json").read_text())
+    assert split["model_config"]["n_frames"] == 20
+    assert split["val_cases"] and not set(split["val_cases"]) & set(split["train_cases"])
+    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2] and [m["step"] for m in metrics] == [2, 4]
     assert all(0 <= m["val_dice"] <= 1 and 0 <= m["train_loss"] <= 1 for m in metrics)
     # The last epoch's validation figures are the mean over the validation cases of the
     # trained model's case loss (recomputed here in eval mode, no augmentation).
@@ -71,16 +73,19 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     resumed.model.eval()
     with torch.no_grad():
         outs = [
-            case_loss(resumed.model, data[i], "cpu", 0.3, 0.1, 1.5, 1.0) for i in cfg["val_cases"]
+            case_loss(resumed.model, data[i], "cpu", 0.3, 0.1, 1.5, 1.0)
+            for i in split["val_cases"]
         ]
     assert metrics[-1]["val_loss"] == pytest.approx(
         np.mean([float(o.loss) for o in outs]), abs=1e-6
     )
     assert metrics[-1]["val_dice"] == pytest.approx(np.mean([o.dice for o in outs]), abs=1e-9)
-    model, meta = load_aif_model(run / "checkpoint.safetensors")
+    model, meta = load_aif_model(resumed.export)
     assert meta["epoch"] == 2 and meta["step"] == 4 and meta["seed"] == 11
+    assert meta["kind"] == "AIFNet" and meta["package"] == "perfdecon"
     for k, v in model.state_dict().items():
         assert torch.equal(v, b[k])
+    assert {"last.pt", "best.pt", "final.pt", "model.safetensors"} <= {p.name for p in run.iterdir()}
     assert not list(run.glob("*.part*"))
 
 
@@ -98,6 +103,10 @@ def test_train_config_errors(tmp_path):
     for kw, msg in bad:
         with pytest.raises(PerfdeconError, match=msg):
             TrainConfig(**{**TINY, **kw})
+    with pytest.raises(PerfdeconError, match="--channels"):
+        AIFNetOptions(channels_3d=())
+    with pytest.raises(PerfdeconError, match="--dropout"):
+        AIFNetOptions(dropout=1.0)
     with pytest.raises(PerfdeconError, match="no case_N|does not exist"):
         train(
             TrainConfig(
@@ -110,11 +119,12 @@ def test_train_config_errors(tmp_path):
 
 def test_cli_errors_and_flags(tmp_path, capsys):
     assert main(["--data", "isles", "--out", str(tmp_path / "x")]) == 2
-    assert "error:" in capsys.readouterr().err
-    assert main(["--data", "phantom", "extra", "--out", str(tmp_path / "y")]) == 2
-    assert "--data takes" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--device", "tpu"])
+    err = capsys.readouterr().err
+    assert "error:" in err and "--data-dir" in err and len(err.strip().splitlines()) == 1
+    assert main(["--device", "tpu"]) == 2
+    assert main(["--epochs", "0"]) == 2  # validated when parsed
+    assert "--epochs must be >= 1" in capsys.readouterr().err
+    assert main(["--lr", "nan"]) == 2
     out = tmp_path / "cli"
     rc = main(
         [
@@ -132,6 +142,11 @@ def test_cli_errors_and_flags(tmp_path, capsys):
             "1",
             "--folds",
             "1",
+            "--channels-3d",
+            "4",
+            "--channels-2d",
+            "8",
+            "--non-negative",
             "--out",
             str(out),
             "--no-progress",
@@ -141,7 +156,14 @@ def test_cli_errors_and_flags(tmp_path, capsys):
     )
     assert rc == 0
     assert "trained 1 epochs (2 steps)" in capsys.readouterr().out
-    cfg = json.loads((out / "config.json").read_text())["train_config"]
+    cfg = json.loads((out / "config.json").read_text())
     assert cfg["n_frames"] == 16 and cfg["folds"] == 1 and not cfg["progress"]
+    assert cfg["model"] == {"channels_3d": [4], "channels_2d": [8], "dropout": 0.1,
+                            "non_negative": True}
     # config.json alone rebuilds the run's configuration.
-    assert TrainConfig(**cfg).to_dict() == cfg
+    from medshared.training import config_from_dict
+
+    cfg.pop("package")
+    assert config_from_dict(TrainConfig, cfg).to_dict() == cfg
+    model, _ = load_aif_model(out / "model.safetensors")
+    assert model.config.non_negative and model.config.n_frames == 16

@@ -26,7 +26,8 @@ multiplied by the input normalisation factor (series units).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -36,6 +37,63 @@ if TYPE_CHECKING:
     import torch
 
     from perfdecon.models.aif_net import AIFNet
+
+
+class LoadedAIFModel(NamedTuple):
+    """Result of :func:`load_aif_model` (unpacks as ``model, metadata``)."""
+
+    model: AIFNet
+    metadata: dict[str, Any]
+
+
+def load_aif_model(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> LoadedAIFModel:
+    """Rebuild the AIFNet of a model export (``perfdecon train``'s ``model.safetensors``).
+
+    Reads :func:`medshared.training.export_model` files (kind ``AIFNet``), and the single-file
+    checkpoints of perfdecon 0.1 (tensors ``model.*`` + metadata ``model: AIFNet``). Both the
+    paper's linear-output model and the ``--non-negative`` one are accepted. Never unpickles.
+
+    Raises
+    ------
+    PerfdeconError or MedsharedError
+        Unreadable file, another package's or model's file, or weights that do not fit the
+        stored model configuration (the message names the file).
+    """
+    from medshared.io import load_checkpoint
+    from perfdecon.models.aif_net import AIFNet, AIFNetConfig
+
+    p = Path(path)
+    ckpt = load_checkpoint(p, map_location=map_location)
+    meta = dict(ckpt.metadata)
+    if meta.get("format") == "medshared.model-export/1":
+        from medshared.training import load_model_export
+
+        export = load_model_export(p, package="perfdecon", kinds="AIFNet",
+                                   map_location=map_location)
+        weights, model_config = export.state_dict, export.model_config
+    elif meta.get("package") == "perfdecon" and meta.get("model") == "AIFNet":  # perfdecon 0.1
+        weights = {k[len("model."):]: v for k, v in ckpt.state_dict.items()
+                   if k.startswith("model.")}
+        model_config = meta.get("model_config")
+    else:
+        raise PerfdeconError(
+            f"{p}: not a perfdecon AIFNet model export (package={meta.get('package')!r}, "
+            f"kind={meta.get('kind', meta.get('model'))!r})"
+        )
+    try:
+        net = AIFNet(config=AIFNetConfig.from_dict(model_config))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PerfdeconError(f"{p}: invalid model_config in metadata: {exc}") from exc
+    try:
+        net.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise PerfdeconError(f"{p}: weights do not match the model config ({first})") from exc
+    net.to(map_location)
+    net.eval()
+    return LoadedAIFModel(net, meta)
 
 
 def slab_starts(n_series: int, n_model: int) -> list[int]:
@@ -73,8 +131,8 @@ def predict_aif(
     Parameters
     ----------
     model:
-        A trained :class:`AIFNet` or the path of a checkpoint written by
-        :func:`perfdecon.checkpoint.save_aif_model`.
+        A trained :class:`AIFNet` or the path of a model export written by
+        ``perfdecon train`` (:func:`load_aif_model`).
     ctc:
         Concentration-time curves ``(Z, Y, X, T)`` (baseline-subtracted; HU for CT).
     brain_mask:
@@ -112,8 +170,6 @@ def predict_aif(
     if isinstance(model, AIFNet):
         net = model
     else:
-        from perfdecon.checkpoint import load_aif_model
-
         net = load_aif_model(model, map_location=device).model
     arr = ctc.detach().cpu().numpy() if isinstance(ctc, torch.Tensor) else np.asarray(ctc)
     if arr.ndim != 4:

@@ -2,61 +2,57 @@
 
 Pipeline per case (the paper's Fig. 1): series ``(Z, Y, X, T)`` -> :class:`AIFNet` -> AIF
 ``(T,)`` -> Tikhonov/Volterra deconvolution of every brain voxel -> CBF -> rCBF (whole-brain
-median) -> sigmoid at rCBF 0.38 -> soft core map -> soft-Dice loss against the core mask.
-SGD with momentum, batch size 1 (one case per step and process), k-fold cross-validation.
-The run's configuration and flags are in :mod:`perfdecon.train_config`, the per-case objective
-is :func:`perfdecon.objective.case_loss`, and device choice and the ``torchrun`` / DDP plumbing
-live in :mod:`perfdecon.distributed` (all re-exported here where public).
+median) -> sigmoid at rCBF 0.38 -> soft core map -> soft-Dice loss against the core mask
+(:func:`perfdecon.objective.case_loss`). SGD with momentum, batch size 1 (one case per step and
+process), k-fold cross-validation. The run's configuration is :mod:`perfdecon.train_config`.
+
+The plumbing is :mod:`medshared.training`: :func:`~medshared.training.launch` (torchrun / DDP,
+gloo on CPU, NCCL on CUDA), the run folder :class:`~medshared.training.RunFolder`
+(``config.json``, ``metrics.jsonl``, ``last.pt``/``best.pt``/``final.pt`` with model, optimiser
+and RNG states; ``--resume`` refuses a changed configuration naming the keys),
+:func:`~medshared.training.optimizer_step` (clipping, non-finite updates skipped and counted),
+and :func:`~medshared.training.export_model`: ``model.safetensors`` is what
+``perfdecon maps --aif-model`` and ``perfdecon evaluate --checkpoint`` load.
 
 Command line (``perfdecon train ...`` or ``python -m perfdecon.train ...``)::
 
     perfdecon train --data phantom --cases 12 --epochs 10 --out runs/aif
-    perfdecon train --data isles /data/ISLES2018/TRAINING --folds 5 --fold 0 --out runs/f0
-    perfdecon train ... --resume            # continue from RUN_DIR/checkpoint.safetensors
+    perfdecon train --data isles --data-dir /data/ISLES2018/TRAINING --folds 5 --fold 0
+    perfdecon train ... --resume                # continue from RUN_DIR/last.pt
     torchrun --nproc-per-node 4 -m perfdecon.train --data phantom --out runs/ddp --device cuda
 
-Run folder (written by rank 0 only, every file atomically): ``config.json`` (the resolved
-:class:`TrainConfig` + model config), ``metrics.json`` (per-epoch train loss, validation soft-Dice
-loss and hard Dice) and ``checkpoint.safetensors`` (weights, SGD momentum, torch RNG state, epoch;
-written after every epoch).
-
-Reproducibility: case order and augmentation of epoch ``e`` come from
-``np.random.default_rng([seed, e, ...])`` and torch is re-seeded from ``(seed, e, rank)`` at the
-start of every epoch, so a resumed run repeats an uninterrupted one exactly (CPU).
+Reproducibility: the case order of epoch ``e`` comes from the loader's sampler seeded with
+``(seed, e)``, augmentation from ``np.random.default_rng([seed, e, case, 1])``, and torch is
+re-seeded from ``(seed, e, rank)`` at the start of every epoch, so a resumed run repeats an
+uninterrupted one exactly (CPU).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
+from perfdecon import __version__
 from perfdecon.datasets import Fold, kfold_split
-from perfdecon.distributed import (
-    DistInfo,
-    all_reduce_sum,
-    barrier,
-    env_rank,
-    rank_order,
-    rank_share,
-    setup,
-    shutdown,
-    steps_per_rank,
-    wrap_model,
-)
 from perfdecon.errors import PerfdeconError
 from perfdecon.objective import case_loss
-from perfdecon.train_config import TrainConfig, build_parser, config_from_args
+from perfdecon.train_config import (
+    RESUME_FREE,
+    AIFNetOptions,
+    TrainConfig,
+    build_parser,
+    config_from_args,
+)
 
-CHECKPOINT_NAME = "checkpoint.safetensors"
-_RESUME_FREE = {"epochs", "resume", "progress", "device", "out"}
-"""Flags that may differ between a run and its resumption."""
+EXPORT_NAME = "model.safetensors"
+"""Inference export in the run folder (``perfdecon maps --aif-model RUN/model.safetensors``)."""
+MODEL_KIND = "AIFNet"
 
 
 @dataclass
@@ -65,10 +61,11 @@ class TrainResult:
 
     Attributes
     ----------
-    run_dir, checkpoint:
-        Run folder and its checkpoint file.
+    run_dir, export:
+        Run folder and its inference export (``model.safetensors``).
     history:
-        One dict per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_dice``, ``seconds``.
+        One dict per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_dice``,
+        ``skipped_steps``, ``seconds``.
     epochs_done, steps:
         Epochs and optimisation steps completed in total (including before a resume).
     val_dice:
@@ -78,16 +75,12 @@ class TrainResult:
     """
 
     run_dir: Path
-    checkpoint: Path
+    export: Path
     history: list[dict[str, Any]] = field(default_factory=list)
     epochs_done: int = 0
     steps: int = 0
     val_dice: float | None = None
     model: Any = None
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
 
 
 def _seed_for(*keys: int) -> int:
@@ -96,7 +89,6 @@ def _seed_for(*keys: int) -> int:
 
 def _make_dataset(cfg: TrainConfig):
     from perfdecon.datasets import PhantomDataset
-    from perfdecon.isles import IslesDataset
 
     if cfg.data == "phantom":
         return PhantomDataset(
@@ -107,7 +99,8 @@ def _make_dataset(cfg: TrainConfig):
             n_frames=cfg.n_frames,
             noise_hu=cfg.noise_hu,
         )
-    # ISLES18 series differ in length: all are cropped/padded to the first case's frame count.
+    from perfdecon.isles import IslesDataset
+
     return IslesDataset(cfg.data_dir, max_cases=cfg.cases)  # type: ignore[arg-type]
 
 
@@ -117,65 +110,59 @@ def _split(cfg: TrainConfig, n: int) -> Fold:
     return kfold_split(n, cfg.folds, seed=cfg.seed)[cfg.fold]
 
 
-class _Progress(NamedTuple):
-    """Where a run stands: epochs and steps done, per-epoch metrics so far."""
+class _Indexed:
+    """``dataset[indices[i]]`` as ``(case index, sample)`` (a map-style dataset for the loader)."""
 
-    epoch: int
-    step: int
-    history: list[dict[str, Any]]
+    def __init__(self, dataset, indices: np.ndarray) -> None:
+        self.dataset, self.indices = dataset, [int(i) for i in indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        j = self.indices[i]
+        return j, self.dataset[j]
 
 
-def _resume(cfg: TrainConfig, ckpt_path: Path, net, opt, device) -> _Progress:
-    """Load weights, optimiser and RNG state from ``ckpt_path`` into ``net``/``opt``.
-
-    Raises
-    ------
-    PerfdeconError
-        The checkpoint was trained with a different configuration (other than the flags in
-        ``_RESUME_FREE``).
-    """
-    from perfdecon.checkpoint import restore_training_state
-
-    meta = restore_training_state(ckpt_path, net, opt, map_location=device)
-    saved = meta.get("train_config") or {}
-    mine = cfg.to_dict()
-    diff = sorted(k for k in mine if k not in _RESUME_FREE and k in saved and saved[k] != mine[k])
-    if diff:
-        raise PerfdeconError(
-            f"{ckpt_path}: was trained with a different configuration ({', '.join(diff)}); "
-            "use the same flags to resume"
-        )
-    return _Progress(int(meta["epoch"]), int(meta["step"]), list(meta.get("history", [])))
+def _first(batch: list):
+    return batch[0]
 
 
 def _loss_args(cfg: TrainConfig) -> tuple[float, float, float, float]:
     return cfg.lambda_rel, cfg.temperature, cfg.smooth_xy, cfg.smooth_t
 
 
-def _validate(model, dataset, indices, device, cfg: TrainConfig, dist_info: DistInfo):
+def _validate(model, dataset, indices, rt, cfg: TrainConfig):
     import torch
 
-    sums = torch.zeros(3, dtype=torch.float64)
+    sums = torch.zeros(3, dtype=torch.float64, device=rt.device)
     model.eval()
     with torch.no_grad():
-        for i in rank_share(indices, dist_info):
-            out = case_loss(model, dataset[int(i)], device, *_loss_args(cfg))
-            sums += torch.tensor([float(out.loss), out.dice, 1.0], dtype=torch.float64)
+        for i in indices[rt.rank :: rt.world_size]:
+            out = case_loss(model, dataset[int(i)], rt.device, *_loss_args(cfg))
+            sums += torch.tensor([float(out.loss), out.dice, 1.0], dtype=torch.float64,
+                                 device=rt.device)
     model.train()
-    sums = all_reduce_sum(sums, device, dist_info)
+    sums = rt.all_reduce(sums).cpu()
     if sums[2] == 0:
         return None, None
     return float(sums[0] / sums[2]), float(sums[1] / sums[2])
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    from medshared.io.atomic import atomic_write_text
+def _run_folder(cfg: TrainConfig, rt):
+    """The run folder; non-main ranks check it before rank 0 writes ``config.json``."""
+    from medshared.training import RunFolder
 
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-# --------------------------------------------------------------------------------------------
-# Training
+    kw = dict(resume=cfg.resume, allow_changes=RESUME_FREE)
+    config = {"package": "perfdecon", **cfg.to_dict()}
+    run = None
+    if not rt.is_main:
+        run = RunFolder(cfg.out, config, is_main=False, **kw)
+    rt.barrier()
+    if rt.is_main:
+        run = RunFolder(cfg.out, config, is_main=True, **kw)
+    rt.barrier()
+    return run
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -183,172 +170,147 @@ def train(config: TrainConfig) -> TrainResult:
 
     Raises
     ------
-    PerfdeconError
-        Bad configuration, unreadable data, a run folder that already holds a checkpoint while
-        ``resume`` is False, or a checkpoint whose configuration differs from ``config``.
+    PerfdeconError or MedsharedError
+        Bad configuration, unreadable data, a run folder that already holds a run while
+        ``resume`` is False, or a resume whose configuration differs.
     """
     import torch
-    from tqdm.auto import tqdm
 
+    from medshared.training import export_model, launch, optimizer_step, progress
     from perfdecon.augment import AugmentConfig, augment
-    from perfdecon.checkpoint import save_aif_model
     from perfdecon.models.aif_net import AIFNet, AIFNetConfig
 
     cfg = config
-    device, dist_info = setup(cfg.device)
-    is_main = dist_info.is_main
-    run_dir = Path(cfg.out)
-    ckpt_path = run_dir / CHECKPOINT_NAME
-    try:
-        if is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        if ckpt_path.exists() and not cfg.resume:
-            raise PerfdeconError(
-                f"{ckpt_path} already exists; pass --resume to continue it or choose another --out"
-            )
+    with launch(cfg.device) as rt:
+        if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+            raise PerfdeconError(f"--out {cfg.out}: exists and is not a folder")
         dataset = _make_dataset(cfg)
         train_idx, val_idx = _split(cfg, len(dataset))
         if len(train_idx) == 0:
             raise PerfdeconError("no training cases left after the split; use more --cases")
-
-        torch.manual_seed(_seed_for(cfg.seed, 7919))
+        run = _run_folder(cfg, rt)
+        first = dataset[0].ctc
         model_cfg = AIFNetConfig(
-            n_frames=dataset[0].ctc.shape[-1],
-            n_slices=dataset[0].ctc.shape[0],
-            channels_3d=cfg.channels_3d,
-            channels_2d=cfg.channels_2d,
-            dropout=cfg.dropout,
-            non_negative=cfg.non_negative,
+            n_frames=first.shape[-1], n_slices=first.shape[0], **_options(cfg.model)
         )
-        net = AIFNet(config=model_cfg).to(device)
+        torch.manual_seed(_seed_for(cfg.seed, 7919))
+        net = AIFNet(config=model_cfg).to(rt.device)
         opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-        done = _Progress(epoch=0, step=0, history=[])
-        if cfg.resume and ckpt_path.exists():
-            done = _resume(cfg, ckpt_path, net, opt, device)
-        start_epoch, step, history = done
-        model = wrap_model(net, device, dist_info)
-        if is_main:
-            _write_json(
-                run_dir / "config.json",
-                {
-                    "train_config": cfg.to_dict(),
-                    "model_config": model_cfg.to_dict(),
-                    "world_size": dist_info.world,
-                    "train_cases": [int(i) for i in train_idx],
-                    "val_cases": [int(i) for i in val_idx],
-                    "package": "perfdecon",
-                },
-            )
+        objects = {"model": net, "optimizer": opt}
+        meta = run.resume(objects, map_location=rt.device)
+        start_epoch = int(meta["epoch"]) if meta else 0
+        step = int(meta["step"]) if meta else 0
+        history = [r for r in run.read_metrics() if "epoch" in r] if meta else []
+        if rt.is_main:
+            run.write_json("split.json", {"train_cases": [int(i) for i in train_idx],
+                                          "val_cases": [int(i) for i in val_idx],
+                                          "world_size": rt.world_size,
+                                          "model_config": model_cfg.to_dict()})
+        model = rt.wrap(net)
+        loader = rt.loader(_Indexed(dataset, train_idx), batch_size=1, shuffle=True,
+                           seed=cfg.seed, collate_fn=_first)
         aug_cfg = AugmentConfig()
-        # Every rank does the same number of steps (DDP needs it): see rank_order.
-        per_rank = steps_per_rank(len(train_idx), dist_info)
-        bar = tqdm(
-            total=(cfg.epochs - start_epoch) * per_rank,
-            disable=not (cfg.progress and is_main),
-            desc="train",
-            unit="case",
-        )
+        bar = progress(total=(cfg.epochs - start_epoch) * len(loader), desc="train",
+                       enabled=cfg.progress and rt.is_main, unit="case")
         model.train()
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            torch.manual_seed(_seed_for(cfg.seed, epoch, dist_info.rank))
-            order = np.random.default_rng([cfg.seed, epoch]).permutation(train_idx)
-            order = rank_order(order, dist_info)
-            total = torch.zeros(2, dtype=torch.float64)
-            for i in order:
-                sample = dataset[int(i)]
+            torch.manual_seed(_seed_for(cfg.seed, epoch, rt.rank))
+            rt.set_epoch(loader, epoch)
+            total = torch.zeros(3, dtype=torch.float64, device=rt.device)
+            for i, sample in loader:
                 if cfg.augment:
                     sample = augment(
                         sample, np.random.default_rng([cfg.seed, epoch, int(i), 1]), aug_cfg
                     )
-                loss = case_loss(model, sample, device, *_loss_args(cfg)).loss
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                grads = [p.grad for p in net.parameters() if p.grad is not None]
-                # Gradients are identical on every rank after DDP's all-reduce, so this skip
-                # decision is too. One device sync for all parameters.
-                finite = not grads or bool(
-                    torch.stack([torch.isfinite(g).all() for g in grads]).all()
-                )
-                if finite:
-                    if cfg.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-                    opt.step()
+                loss = case_loss(model, sample, rt.device, *_loss_args(cfg)).loss
+                # DDP all-reduces the gradients, so every rank makes the same skip decision.
+                outcome = optimizer_step(loss, opt, parameters=net.parameters(),
+                                         clip_grad_norm=cfg.grad_clip or None)
                 step += 1
-                total += torch.tensor([float(loss.detach()), 1.0], dtype=torch.float64)
+                total += torch.tensor([outcome.loss, 1.0, float(outcome.skipped)],
+                                      dtype=torch.float64, device=rt.device)
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-            total = all_reduce_sum(total, device, dist_info)
-            # Validation on the unwrapped network (no DDP synchronisation needed); every rank
-            # scores its share of the validation cases and the sums are all-reduced.
-            val_loss, val_dice = _validate(net, dataset, val_idx, device, cfg, dist_info)
+                bar.set_postfix(loss=f"{outcome.loss:.3f}")
+            total = rt.all_reduce(total).cpu()
+            # Validation on the unwrapped network; every rank scores its share.
+            val_loss, val_dice = _validate(net, dataset, val_idx, rt, cfg)
             row = {
                 "epoch": epoch + 1,
                 "train_loss": float(total[0] / total[1]),
                 "val_loss": val_loss,
                 "val_dice": val_dice,
+                "skipped_steps": int(total[2]),
                 "seconds": round(time.perf_counter() - t0, 3),
             }
-            history.append(row)
-            if is_main:
+            history.append({"step": step, **row})
+            run.log(step, **row)
+            state_meta = {"package": "perfdecon", "version": __version__, "epoch": epoch + 1,
+                          "step": step, "seed": cfg.seed}
+            run.save("last", objects, state_meta)
+            if val_dice is not None and run.update_best("val_dice", val_dice, mode="max"):
+                run.save("best", objects, state_meta)
+            if rt.is_main:
                 bar.write(
                     f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f}"
-                    + (
-                        ""
-                        if val_dice is None
-                        else f", val loss {val_loss:.4f}, val Dice {val_dice:.4f}"
-                    )
+                    + ("" if val_dice is None
+                       else f", val loss {val_loss:.4f}, val Dice {val_dice:.4f}")
+                    + (f", {row['skipped_steps']} skipped steps" if row["skipped_steps"] else "")
                 )
-                save_aif_model(
-                    ckpt_path,
-                    net,
-                    cfg.to_dict(),
-                    step,
-                    cfg.seed,
-                    optimizer=opt,
-                    extra={"epoch": epoch + 1, "history": history},
-                )
-                _write_json(run_dir / "metrics.json", {"history": history})
         bar.close()
-        barrier(dist_info)
+        final_meta = {"package": "perfdecon", "version": __version__, "epoch": cfg.epochs,
+                      "step": step, "seed": cfg.seed}
+        run.save("final", objects, final_meta)
+        export = run.file(EXPORT_NAME)
+        if rt.is_main:
+            export_model(export, net, package="perfdecon", version=__version__, kind=MODEL_KIND,
+                         model_config=model_cfg.to_dict(),
+                         extra={"epoch": cfg.epochs, "step": step, "seed": cfg.seed,
+                                "train_config": cfg.to_dict()})
+        rt.barrier()
         return TrainResult(
-            run_dir=run_dir,
-            checkpoint=ckpt_path,
+            run_dir=run.path,
+            export=export,
             history=history,
             epochs_done=cfg.epochs,
             steps=step,
             val_dice=history[-1]["val_dice"] if history else None,
             model=net,
         )
-    finally:
-        shutdown(dist_info)
 
 
-# --------------------------------------------------------------------------------------------
-# Command line
+def _options(opts: AIFNetOptions) -> dict[str, Any]:
+    from medshared.training import config_to_dict
+
+    return config_to_dict(opts)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``perfdecon train`` entry point; returns the exit status (2 on bad input)."""
-    args = build_parser().parse_args(argv)
-    try:
-        result = train(config_from_args(args))
-    except PerfdeconError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if env_rank() == 0:
+def _cmd_train(args) -> int:
+    import os
+
+    result = train(config_from_args(args))
+    if int(os.environ.get("RANK", "0")) == 0:
         last = result.history[-1] if result.history else {}
+        loss = last.get("train_loss")
         print(
-            f"trained {result.epochs_done} epochs ({result.steps} steps); "
-            f"last train loss {last.get('train_loss', float('nan')):.4f}"
+            f"trained {result.epochs_done} epochs ({result.steps} steps)"
+            + (f"; last train loss {loss:.4f}" if loss is not None else "")
             + (f", val Dice {result.val_dice:.4f}" if result.val_dice is not None else "")
-            + f"; checkpoint {result.checkpoint}"
+            + f"; model export {result.export}"
         )
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """``perfdecon train`` entry point (through :func:`medshared.runner.run_cli`)."""
+    from medshared.runner import run_cli
+
+    return run_cli(build_parser, argv)
+
+
 __all__ = [
-    "CHECKPOINT_NAME",
+    "EXPORT_NAME",
+    "MODEL_KIND",
     "TrainConfig",
     "TrainResult",
     "build_parser",

@@ -1,104 +1,139 @@
-"""Configuration of a learned-AIF training run and its command-line flags.
+"""Configuration of a learned-AIF training run; its flags come from the dataclass fields.
 
-:class:`TrainConfig` is saved as ``config.json`` in the run folder (see :mod:`perfdecon.train`);
-:func:`build_parser` / :func:`config_from_args` map ``perfdecon train`` flags onto it.
+:class:`TrainConfig` is saved as ``config.json`` in the run folder (see :mod:`perfdecon.train`).
+``perfdecon train`` flags are generated from it by :func:`medshared.training.add_config_arguments`
+(each field's ``help``/``min``/``max`` metadata; the default is printed), and parsed back by
+:func:`medshared.training.config_from_args`. The network's architecture options are one nested
+:class:`AIFNetOptions` (flags ``--channels-3d``, ``--channels-2d``, ``--dropout``,
+``--non-negative``), from which :class:`perfdecon.models.AIFNetConfig` is built together with
+the data's frame and slice counts. Deconvolution, core and smoothing defaults come from
+:mod:`perfdecon.config` (shared with ``perfdecon maps``). No torch import here.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Literal
 
+from perfdecon.config import LAMBDA_REL, SMOOTH_T, SMOOTH_XY, TRAIN_CORE_TEMPERATURE
 from perfdecon.errors import PerfdeconError
 
 
-@dataclass
+def _m(help_: str, **kw) -> dict:
+    return {"help": help_, **kw}
+
+
+@dataclass(frozen=True)
+class AIFNetOptions:
+    """Architecture of :class:`perfdecon.models.AIFNet` (besides the frame/slice counts)."""
+
+    channels_3d: tuple[int, ...] = field(
+        default=(16, 32), metadata=_m("output channels of the 3D conv blocks", min=1, flag="--channels-3d")
+    )
+    channels_2d: tuple[int, ...] = field(
+        default=(32, 32), metadata=_m("output channels of the 2D conv blocks", min=1, flag="--channels-2d")
+    )
+    dropout: float = field(default=0.1, metadata=_m("dropout probability", min=0.0, max=0.95, flag="--dropout"))
+    non_negative: bool = field(
+        default=False,
+        metadata=_m("softplus output, AIF >= 0 (the paper's output is linear)",
+                    flag="--non-negative"),
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels_3d", tuple(int(c) for c in self.channels_3d))
+        object.__setattr__(self, "channels_2d", tuple(int(c) for c in self.channels_2d))
+        if not self.channels_3d or not self.channels_2d or min(
+            self.channels_3d + self.channels_2d
+        ) < 1:
+            raise PerfdeconError("--channels-3d/--channels-2d need at least one block, each >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise PerfdeconError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One training run (saved as ``config.json`` in the run folder).
 
     Attributes
     ----------
-    data:
-        ``"phantom"`` (cases from :func:`perfdecon.phantom.brain_case`) or ``"isles"``.
-    data_dir:
-        ISLES18 ``TRAINING`` folder (``case_N`` sub-folders) when ``data == "isles"``.
+    data, data_dir:
+        ``"phantom"`` (cases from :func:`perfdecon.phantom.brain_case`) or ``"isles"`` with the
+        ISLES18 ``TRAINING`` folder (``case_N`` sub-folders).
     cases:
         Number of cases (phantom: generated, default 12; ISLES: the first N, default all).
     size, n_slices, n_frames, noise_hu:
-        Phantom case geometry: in-plane voxels, slices, frames (1 s apart) and noise (HU).
-    epochs:
-        Total number of epochs (a resumed run stops at the same total).
-    lr, momentum:
-        SGD learning rate and momentum (batch size 1).
-    grad_clip:
-        Maximum global gradient norm (0 disables); guards against the large SVD gradients of
-        a nearly degenerate AIF early in training.
+        Phantom geometry: in-plane voxels, slices, frames (1 s apart), noise (HU).
+    epochs, lr, momentum, grad_clip:
+        SGD with momentum, batch size 1; gradient-norm clipping (0 = off) guards against the
+        large SVD gradients of a nearly degenerate AIF early in training.
     folds, fold:
-        k-fold cross-validation: train on the other folds, validate on fold ``fold``
-        (``folds = 1``: train on everything, no validation).
-    lambda_rel:
-        Tikhonov regularisation relative to the largest singular value (paper: 0.3).
-    temperature:
-        Width of the sigmoid that turns rCBF into core probability,
-        ``sigmoid((0.38 - rCBF) / temperature)``. The paper does not give it; a soft 0.1 keeps
-        gradients alive when an untrained AIF puts every voxel far from the 0.38 cut-off (at
-        0.02 the loss of a fresh network is often exactly 1 with zero gradient). Validation Dice
-        uses the hard rule ``rCBF < 0.38`` and does not depend on it.
-    smooth_xy, smooth_t:
-        Spatio-temporal Gaussian smoothing (voxels, frames) of the series before the
-        deconvolution in the loss, as the paper and ``perfdecon maps`` do (defaults of
-        :class:`perfdecon.pipeline.PipelineConfig`); the network sees the unsmoothed series.
+        k-fold cross-validation (``folds = 1``: train on everything, no validation).
+    lambda_rel, temperature, smooth_xy, smooth_t:
+        The loss's deconvolution and soft core (:data:`perfdecon.config.TRAIN_CORE_TEMPERATURE`
+        explains the wider default) and the smoothing the maps pipeline applies.
     augment:
         Perfusion (delay, peak scaling) + flips/rot90/noise augmentation of training cases.
-    channels_3d, channels_2d, dropout, non_negative:
-        :class:`~perfdecon.models.aif_net.AIFNetConfig` fields.
-    out:
-        Run folder.
-    resume:
-        Continue from ``out/checkpoint.safetensors`` if present.
+    model:
+        Architecture options (:class:`AIFNetOptions`).
+    out, resume:
+        Run folder; continue from its ``last.pt``.
     seed:
         Seeds case generation, the split, case order, augmentation, initial weights, dropout.
     device:
         ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
     progress:
-        Show a tqdm progress bar.
+        Show a progress bar (main rank only).
     """
 
-    data: str = "phantom"
-    data_dir: str | None = None
-    cases: int | None = None
-    size: int = 64
-    n_slices: int = 4
-    n_frames: int = 50
-    noise_hu: float = 2.0
-    epochs: int = 10
-    lr: float = 0.01
-    momentum: float = 0.9
-    grad_clip: float = 1.0
-    folds: int = 4
-    fold: int = 0
-    lambda_rel: float = 0.3
-    temperature: float = 0.1
-    smooth_xy: float = 1.5
-    smooth_t: float = 1.0
-    augment: bool = True
-    channels_3d: tuple[int, ...] = (16, 32)
-    channels_2d: tuple[int, ...] = (32, 32)
-    dropout: float = 0.1
-    non_negative: bool = False
-    out: str = "runs/aif"
-    resume: bool = False
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
+    data: Literal["phantom", "isles"] = field(
+        default="phantom", metadata=_m("training data: generated phantoms or ISLES18")
+    )
+    data_dir: str | None = field(
+        default=None, metadata=_m("ISLES18 TRAINING folder (with --data isles)")
+    )
+    cases: int | None = field(
+        default=None, metadata=_m("number of cases (phantom: 12; ISLES: all)", min=1)
+    )
+    size: int = field(default=64, metadata=_m("phantom in-plane size, voxels", min=16, max=1024))
+    n_slices: int = field(default=4, metadata=_m("phantom slices", min=1, max=64, flag="--slices"))
+    n_frames: int = field(
+        default=50, metadata=_m("phantom frames (1 s apart)", min=10, max=1024, flag="--frames")
+    )
+    noise_hu: float = field(default=2.0, metadata=_m("phantom noise SD, HU", min=0.0, max=1000.0))
+    epochs: int = field(default=10, metadata=_m("total epochs", min=1, max=100000))
+    lr: float = field(default=0.01, metadata=_m("SGD learning rate", min=1e-9, max=10.0))
+    momentum: float = field(default=0.9, metadata=_m("SGD momentum, in [0, 1)", min=0.0, max=0.999))
+    grad_clip: float = field(default=1.0, metadata=_m("max gradient norm, 0 = off", min=0.0))
+    folds: int = field(default=4, metadata=_m("k of k-fold CV, 1 = no validation", min=1, max=100))
+    fold: int = field(default=0, metadata=_m("validation fold index", min=0))
+    lambda_rel: float = field(
+        default=LAMBDA_REL, metadata=_m("Tikhonov lambda / s_max, unitless", min=1e-6, max=10.0)
+    )
+    temperature: float = field(
+        default=TRAIN_CORE_TEMPERATURE,
+        metadata=_m("soft-core sigmoid width, rCBF units", min=1e-4, max=10.0),
+    )
+    smooth_xy: float = field(
+        default=SMOOTH_XY, metadata=_m("in-plane smoothing sigma, voxels", min=0.0, max=20.0)
+    )
+    smooth_t: float = field(
+        default=SMOOTH_T, metadata=_m("temporal smoothing sigma, frames", min=0.0, max=20.0)
+    )
+    augment: bool = field(default=True, metadata=_m("perfusion + geometric augmentation"))
+    model: AIFNetOptions = field(default_factory=AIFNetOptions)
+    out: str = field(default="runs/aif", metadata=_m("run folder"))
+    resume: bool = field(default=False, metadata=_m("continue the run in --out from last.pt"))
+    seed: int = field(default=0, metadata=_m("random seed", min=0))
+    device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata=_m("torch device"))
+    progress: bool = field(default=True, metadata=_m("progress bar"))
 
     def __post_init__(self) -> None:
         if self.data not in ("phantom", "isles"):
             raise PerfdeconError(f"--data must be 'phantom' or 'isles', got {self.data!r}")
         if self.data == "isles" and not self.data_dir:
-            raise PerfdeconError("--data isles needs the ISLES18 TRAINING folder: --data isles DIR")
+            raise PerfdeconError("--data isles needs the ISLES18 TRAINING folder: --data-dir DIR")
         if self.cases is not None and self.cases < 1:
             raise PerfdeconError(f"--cases must be >= 1, got {self.cases}")
         if self.epochs < 1:
@@ -107,101 +142,48 @@ class TrainConfig:
             raise PerfdeconError(
                 f"need --lr > 0 and 0 <= --momentum < 1 ({self.lr}, {self.momentum})"
             )
-        if self.folds < 1 or not 0 <= self.fold < max(self.folds, 1):
+        if self.folds < 1 or not 0 <= self.fold < self.folds:
             raise PerfdeconError(
                 f"need --folds >= 1 and 0 <= --fold < folds, got {self.fold}/{self.folds}"
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise PerfdeconError(f"--device must be auto, cpu or cuda, got {self.device!r}")
-        self.channels_3d = tuple(int(c) for c in self.channels_3d)
-        self.channels_2d = tuple(int(c) for c in self.channels_2d)
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", AIFNetOptions(**self.model))
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (tuples become lists); ``TrainConfig(**d)`` rebuilds the config."""
-        d = dataclasses.asdict(self)
-        d["channels_3d"] = list(self.channels_3d)
-        d["channels_2d"] = list(self.channels_2d)
-        return d
+    def to_dict(self) -> dict:
+        """JSON-able dict (:func:`medshared.training.config_to_dict`)."""
+        from medshared.training.config import config_to_dict
+
+        return config_to_dict(self)
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """Add the ``train`` flags to ``parser`` (or a new parser) and return it."""
-    d = TrainConfig()
-    p = parser or argparse.ArgumentParser(
+RESUME_FREE = ("epochs", "resume", "progress", "device", "out")
+"""Fields that may differ between a run and its resumption."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``perfdecon train`` parser: one flag per :class:`TrainConfig` field."""
+    from medshared.training.config import add_config_arguments
+
+    p = argparse.ArgumentParser(
         prog="perfdecon train",
-        description="Train the AIF-generating CNN through the differentiable deconvolution.",
+        description="Train the AIF-generating CNN end to end through the differentiable "
+        "Tikhonov deconvolution (soft-Dice loss on the core). Run folder: config.json, "
+        "metrics.jsonl, last.pt/best.pt/final.pt, model.safetensors (for maps --aif-model).",
     )
-    p.add_argument(
-        "--data",
-        nargs="+",
-        default=["phantom"],
-        metavar="KIND [DIR]",
-        help="'phantom' (generated cases) or 'isles DIR' (ISLES18 TRAINING folder); default phantom",
-    )
-    p.add_argument(
-        "--cases",
-        type=int,
-        default=d.cases,
-        help="number of cases (phantom: default 12; ISLES: first N, default all)",
-    )
-    p.add_argument("--size", type=int, default=d.size, help="phantom in-plane size (voxels)")
-    p.add_argument("--slices", type=int, default=d.n_slices, help="phantom slices")
-    p.add_argument("--frames", type=int, default=d.n_frames, help="phantom frames (1 s apart)")
-    p.add_argument("--noise-hu", type=float, default=d.noise_hu, help="phantom noise (HU)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--lr", type=float, default=d.lr, help="SGD learning rate")
-    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
-    p.add_argument(
-        "--grad-clip", type=float, default=d.grad_clip, help="max gradient norm (0: off)"
-    )
-    p.add_argument("--folds", type=int, default=d.folds, help="k of k-fold CV (1: no validation)")
-    p.add_argument("--fold", type=int, default=d.fold, help="validation fold index")
-    p.add_argument("--lambda-rel", type=float, default=d.lambda_rel, help="Tikhonov lambda / s_max")
-    p.add_argument(
-        "--temperature", type=float, default=d.temperature, help="core sigmoid width (rCBF units)"
-    )
-    p.add_argument("--smooth-xy", type=float, default=d.smooth_xy, help="in-plane sigma (voxels)")
-    p.add_argument("--smooth-t", type=float, default=d.smooth_t, help="temporal sigma (frames)")
-    p.add_argument("--no-augment", action="store_true", help="disable augmentation")
-    p.add_argument("--non-negative", action="store_true", help="softplus output (AIF >= 0)")
-    p.add_argument("--dropout", type=float, default=d.dropout)
-    p.add_argument("--out", default=d.out, metavar="RUN_DIR", help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR's checkpoint")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_config_arguments(p, TrainConfig)
+    from perfdecon.train import _cmd_train
+
+    p.set_defaults(func=_cmd_train)
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Build a :class:`TrainConfig` from parsed ``train`` flags."""
-    kind, *rest = args.data
-    if len(rest) > 1 or (kind == "phantom" and rest):
-        raise PerfdeconError(f"--data takes 'phantom' or 'isles DIR', got {' '.join(args.data)}")
-    return TrainConfig(
-        data=kind,
-        data_dir=rest[0] if rest else None,
-        cases=args.cases,
-        size=args.size,
-        n_slices=args.slices,
-        n_frames=args.frames,
-        noise_hu=args.noise_hu,
-        epochs=args.epochs,
-        lr=args.lr,
-        momentum=args.momentum,
-        grad_clip=args.grad_clip,
-        folds=args.folds,
-        fold=args.fold,
-        lambda_rel=args.lambda_rel,
-        temperature=args.temperature,
-        smooth_xy=args.smooth_xy,
-        smooth_t=args.smooth_t,
-        augment=not args.no_augment,
-        non_negative=args.non_negative,
-        dropout=args.dropout,
-        out=args.out,
-        resume=args.resume,
-        seed=args.seed,
-        device=args.device,
-        progress=not args.no_progress,
-    )
+    from medshared.training.config import config_from_args as from_args
+
+    return from_args(TrainConfig, args)
+
+
+__all__ = ["RESUME_FREE", "AIFNetOptions", "TrainConfig", "build_parser", "config_from_args"]
