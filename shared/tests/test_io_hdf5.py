@@ -8,8 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from medshared.errors import MedsharedError
+from medshared.errors import AllocationError, MedsharedError
 from medshared.io import Hdf5Content, read_hdf5, write_hdf5
+from medshared.io.hdf5 import open_hdf5
 
 
 def _arrays() -> dict[str, np.ndarray]:
@@ -112,3 +113,65 @@ def test_failed_write_midway_keeps_previous(tmp_path, monkeypatch):
         write_hdf5(f, {"first": np.ones(3), "second": np.ones(3)})
     assert f.read_bytes() == before
     assert [p.name for p in Path(tmp_path).iterdir()] == ["keep.h5"]
+
+
+# ----------------------------------------------------------------------------- lazy reading
+
+
+def test_open_hdf5_reads_frame_by_frame_without_loading_the_dataset(tmp_path, monkeypatch):
+    import medshared.io._limits as limits
+
+    u = np.random.default_rng(1).normal(size=(6, 8, 9, 10)).astype(np.float32)  # (T, X, Y, Z)
+    f = tmp_path / "flow.h5"
+    write_hdf5(f, {"u": u, "mask/seg": u[0] > 0}, {"venc": 1.5}, compression="gzip")
+    frame_bytes = u[0].nbytes
+    # memory for ~one frame only: frames read, the whole dataset is refused before allocating
+    monkeypatch.setattr(limits, "available_memory", lambda: int(1.5 * frame_bytes / 0.9))
+    with open_hdf5(f) as h:
+        assert h.names == ["mask/seg", "u"] and "u" in h and h.attrs == {"venc": 1.5}
+        ds = h["u"]
+        assert ds.shape == u.shape and ds.dtype == np.float32 and len(ds) == 6
+        for t in range(len(ds)):
+            np.testing.assert_array_equal(ds[t], u[t])
+        np.testing.assert_array_equal(ds[2, 1:4, ..., ::3], u[2, 1:4, ..., ::3])
+        np.testing.assert_array_equal(ds[[0, 5], 0, 0], u[[0, 5], 0, 0])
+        with pytest.raises(AllocationError, match=r"flow\.h5:u: selection needs"):
+            ds.read()
+        with pytest.raises(MedsharedError, match=r"flow\.h5:u: bad index"):
+            ds[7]
+        with pytest.raises(MedsharedError, match=r"no dataset 'v'; available"):
+            h["v"]
+    with pytest.raises(MedsharedError, match="the file is closed"):
+        ds[0]
+    with pytest.raises(AllocationError, match="read slices with open_hdf5"):
+        read_hdf5(f)
+
+
+def test_declared_huge_dataset_is_refused_not_allocated(tmp_path, monkeypatch):
+    import time
+
+    import medshared.io._limits as limits
+
+    monkeypatch.setattr(limits, "available_memory", lambda: 1 << 30)  # never touch real GiBs
+
+    f = tmp_path / "claim.h5"
+    with h5py.File(f, "w") as fh:  # 60000^3 float32 = 786 TiB declared; nothing stored
+        fh.create_dataset("big", shape=(60000, 60000, 60000), dtype="f4", chunks=(1, 64, 64))
+    assert f.stat().st_size < 100_000
+    t0 = time.perf_counter()
+    with pytest.raises(AllocationError, match=r"claim\.h5: 1 dataset\(s\) needs .*TiB"):
+        read_hdf5(f)
+    with open_hdf5(f) as h:  # a small slice of it is fine (fill value)
+        assert h["big"][0, :2, :3].tolist() == [[0.0] * 3] * 2
+        with pytest.raises(AllocationError, match=r"claim\.h5:big: selection"):
+            h["big"][0]  # 13 GiB for one plane
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_open_hdf5_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothere\.h5"):
+        open_hdf5(tmp_path / "nothere.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(MedsharedError, match=r"bad\.h5: cannot read, file is corrupt"):
+        open_hdf5(bad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import warnings
 from collections.abc import Iterator
@@ -37,6 +38,8 @@ def read_errors(path: Path, kind: str, errors: tuple[type[BaseException], ...]) 
     except MemoryError as exc:
         raise AllocationError(f"{kind} file {path}: not enough memory to read it") from exc
     except errors as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+            raise FilePermissionError(f"{kind} file {path}: permission denied") from exc
         raise MedsharedError(
             f"{kind} file {path}: cannot read, file is corrupt or truncated "
             f"({type(exc).__name__}: {exc})"
