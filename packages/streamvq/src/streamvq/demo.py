@@ -1,0 +1,146 @@
+"""The demo: train all five models briefly on synthetic bundles, evaluate, perturb, embed.
+
+Budget (equal for every model, stated in the output): ``DEMO_STEPS`` Adam updates at batch
+``DEMO_BATCH`` on a narrower network (``hidden=64``, ``residual_hidden=16``; bottleneck defaults
+of the paper: codebook 512 x 64, temperature 10, sigma 2, commitment 0.25, decay 0.99) so that the
+whole demo fits in about two minutes on two CPU cores. Evaluation: held-out synthetic subjects
+and dipy's real ``minimal_bundles`` (5 subjects x 3 tracts x 50 streamlines), BUAN with one
+cluster per streamline at 0.05 normalised units (the paper's setting) and at 1/2/4 mm, MDF in mm;
+latent perturbation sweep after the bottleneck; a 2D embedding of the latents.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from streamvq.config import MODEL_NAMES, EvalConfig, ModelConfig, PrepareConfig, TrainConfig
+
+DEMO_STEPS = 60
+DEMO_BATCH = 16
+QUICK_STEPS = 4
+
+
+def _dipy_minimal_bundles(folder: Path) -> list[Path]:
+    """Extract dipy's ``minimal_bundles.zip`` (shipped in the wheel) into ``folder``."""
+    import dipy
+
+    z = Path(dipy.__file__).parent / "data" / "files" / "minimal_bundles.zip"
+    if not z.is_file():
+        return []
+    with zipfile.ZipFile(z) as archive:
+        archive.extractall(folder)
+    return sorted(folder.glob("sub_*/*.trk"))
+
+
+def demo_rows(out_dir: Path, quick: bool) -> list:
+    """Run the demo under ``out_dir``; print its tables; return the headline rows."""
+    import torch
+
+    from medshared.demo import ResultRow
+    from streamvq.codec import decode_set, encode_file, write_tractogram
+    from streamvq.dataset import write_dataset
+    from streamvq.embedding import embed_2d, plot_embedding
+    from streamvq.evaluate import evaluate_models
+    from streamvq.grouping import to_tensor_layout
+    from streamvq.perturb import format_sweep, perturbation_sweep, plot_sweep
+    from streamvq.prepare import group_bundle, prepare_synthetic, sources_from_files
+    from streamvq.train import load_trained, train_model
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    n_subj = 3 if quick else 10
+    ds = prepare_synthetic(n_subj, (40, 160), PrepareConfig(val_fraction=0.2), seed=0)
+    write_dataset(out_dir / "synthetic.h5", ds)
+    print(f"synthetic data: {len(ds.train)} train / {len(ds.validation)} held-out groups of "
+          f"(3, 64, 64), {len(ds.tract_names)} tracts, {n_subj} subjects; 0.05 normalised = "
+          f"{0.05 * ds.norm.mm_per_unit:.2f} mm")
+    steps = QUICK_STEPS if quick else DEMO_STEPS
+    width = dict(hidden=32, residual_hidden=8) if quick else dict(hidden=64, residual_hidden=16)
+    tc = TrainConfig(steps=steps, batch_size=DEMO_BATCH, log_every=max(steps // 4, 1),
+                     save_every=steps, seed=0)
+    print(f"budget per model: {steps} updates x batch {DEMO_BATCH}, Adam lr {tc.lr}, "
+          f"width {width}")
+    models = {}
+    for name in MODEL_NAMES:
+        mc = ModelConfig(model=name, **width)  # type: ignore[arg-type]
+        res = train_model(ds, out_dir / f"run_{name}", mc, tc, device="cpu", quiet=True)
+        models[name] = load_trained(res.export)
+        print(f"  {name:7s} {res.seconds:5.1f} s  last loss {res.final_loss:.4f}  "
+              f"val MSE {res.val_mse if res.val_mse is None else round(res.val_mse, 4)}")
+    # held-out synthetic groups
+    val = ds.validation
+    if len(val) > (8 if quick else 24):
+        val = val.subset(np.arange(len(val)) % max(len(val) // (8 if quick else 24), 1) == 0)
+    labels = [val.tract_names[t] for t in val.tract]
+    ecfg = EvalConfig()
+    syn = evaluate_models(models, val.bundles, labels, ds.norm, ecfg)
+    print(f"\nTable 1 (synthetic, {len(val)} held-out groups): mean ± sd")
+    print(syn.format(syn.columns[0]))
+    print()
+    print(syn.format("MDF mm"))
+    # dipy's real bundles (normalised with the training normalisation)
+    real_files = _dipy_minimal_bundles(out_dir / "minimal_bundles")
+    if quick:
+        real_files = real_files[:3]
+    real = None
+    if real_files:
+        srcs = sources_from_files(real_files)
+        cfg = PrepareConfig()
+        groups, rlabels = [], []
+        for s in srcs:
+            gb = group_bundle(s.streamlines, s.space, cfg, np.random.default_rng(0), name=s.path)
+            groups.append(gb.groups)
+            rlabels += [s.tract] * len(gb.groups)
+        rb = to_tensor_layout(ds.norm.to_unit(np.concatenate(groups)))
+        real = evaluate_models(models, rb, rlabels, ds.norm, ecfg)
+        print(f"\ndipy minimal_bundles ({len(rlabels)} bundles of 50 streamlines, each "
+              "repeated to 64 rows): mean ± sd")
+        print(real.format(real.columns[0]))
+        print()
+        print(real.format("BUAN@2mm"))
+        print()
+        print(real.format("MDF mm"))
+        # round trip through files: encode -> decode -> .trk in the source space
+        ls = encode_file(models["vqdiff"], real_files[0])
+        write_tractogram(out_dir / "decoded_vqdiff.trk", decode_set(models["vqdiff"], ls), ls.space)
+    # perturbation
+    pert_groups = val.bundles[: (2 if quick else 6)]
+    eps = (0.1, 1.0) if quick else (0.05, 0.25, 1.0)
+    rows_p = perturbation_sweep(models, pert_groups, ds.norm, eps)
+    print("\nlatent perturbation (eps after the bottleneck, perturbed vs unperturbed decode)")
+    print(format_sweep(rows_p))
+    plot_sweep(rows_p, out_dir / "perturbation.png")
+    # embedding
+    from streamvq.codec import encode_bundles
+
+    coords, method = {}, "pca"
+    for name, m in models.items():
+        coords[name], method = embed_2d(encode_bundles(m, val.bundles))
+    plot_embedding(coords, labels, out_dir / "embedding.png", method)
+    (out_dir / "tables.json").write_text(json.dumps(
+        {"synthetic": syn.to_json(), "dipy": real.to_json() if real else None,
+         "perturbation": [r.__dict__ for r in rows_p]}, indent=2))
+    print(f"\nfiles in {out_dir}: tables.json, perturbation.png, embedding.png ({method}), "
+          f"decoded_vqdiff.trk, run_*/ ; demo time {time.perf_counter() - t0:.1f} s")
+    budget = f"{steps} updates x batch {DEMO_BATCH}"
+    rows = []
+    col = syn.columns[0]
+    for name in models:
+        rows.append(ResultRow("streamvq", "synthetic held-out", name, "BUAN@0.05norm",
+                              syn.values[name][col]["overall"][0], "", budget))
+        rows.append(ResultRow("streamvq", "synthetic held-out", name, "MDF",
+                              syn.values[name]["MDF mm"]["overall"][0], "mm", budget))
+        if real is not None:
+            rows.append(ResultRow("streamvq", "dipy minimal_bundles", name, "MDF",
+                                  real.values[name]["MDF mm"]["overall"][0], "mm", budget))
+        pr = [r for r in rows_p if r.model == name and r.eps == eps[-1]]
+        rows.append(ResultRow("streamvq", f"perturb eps={eps[-1]:g}", name, "MDF vs unperturbed",
+                              pr[0].mdf_mm, "mm", ""))
+    return rows
