@@ -115,6 +115,7 @@ def run_demos(
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="medshared-demo-") as tmp:
         base = Path(out_dir) if out_dir is not None else Path(tmp)
+        base.mkdir(exist_ok=True)
         for name, ep in demos.items():
             print(f"\n=== {name} demo ===", flush=True)
             folder = base / name
@@ -129,6 +130,9 @@ def run_demos(
                 rows.extend(got)
             except KeyboardInterrupt:
                 raise
+            except MedsharedError as exc:  # a user-level problem (missing extra...): one line
+                print(f"{name} demo failed: {exc}", file=sys.stderr)
+                failed.append(name)
             except Exception:  # noqa: BLE001 - one failing tool must not hide the others
                 traceback.print_exc()
                 failed.append(name)
@@ -136,13 +140,27 @@ def run_demos(
     return rows, timings, failed
 
 
-def main(only: list[str] | None = None, out_dir: Path | None = None, quick: bool = False,
-         json_path: Path | None = None) -> int:
-    """Run the demos and print the combined table; returns the exit status."""
+def main(
+    only: list[str] | None = None,
+    out_dir: Path | None = None,
+    quick: bool = False,
+    json_path: Path | None = None,
+) -> int:
+    """Run the demos and print the combined table; returns the exit status.
+
+    ``json_path`` (checked before any demo runs) receives the rows as a JSON list of objects
+    with the schema's keys; ``out_dir`` (default: a temporary folder) gets one sub-folder per
+    tool. Exit status 0, or 1 if no demo is installed or any demo failed.
+    """
     import json
 
     from medshared.io.atomic import atomic_write_text
+    from medshared.io.outputs import check_output_folder, check_output_path
 
+    if json_path is not None:
+        check_output_path(json_path, what="--json")
+    if out_dir is not None:
+        check_output_folder(out_dir, what="--out")
     rows, timings, failed = run_demos(only, out_dir, quick)
     if not timings:
         print("no tool demos are installed (entry-point group medshared.demos is empty)")
@@ -151,7 +169,8 @@ def main(only: list[str] | None = None, out_dir: Path | None = None, quick: bool
     print(format_table(rows))
     print("\nwall time: " + ", ".join(f"{n} {t:.1f} s" for n, t in timings.items()))
     if json_path is not None:
-        atomic_write_text(json_path, json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+        text = json.dumps([r.to_json() for r in rows], indent=2, allow_nan=False) + "\n"
+        atomic_write_text(json_path, text, what="--json")
     if failed:
         print(f"FAILED demos: {', '.join(failed)}", file=sys.stderr)
         return 1
