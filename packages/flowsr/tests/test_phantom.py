@@ -83,7 +83,7 @@ def test_waveform_peak_and_positive_mean():
     w = aortic_waveform(6)
     tau = np.linspace(0, 1, 1000, endpoint=False)
     q = w(tau)
-    assert q.max() == pytest.approx(1.0)
+    assert q.max() == pytest.approx(1.0, rel=1e-3)
     assert 0.1 < q.mean() < 0.5 and q.min() < 0  # brief backflow
 
 

@@ -334,6 +334,7 @@ def read_flow_nifti(
             )
         if not np.allclose(np.asarray(mimg.zooms[:3], float), zooms[0], rtol=1e-3):
             raise FlowsrError(f"{mask_path}: voxel size differs from the velocity files")
+        mask = m
     dt = float(imgs[0].zooms[3]) if len(imgs[0].zooms) > 3 and imgs[0].zooms[3] > 0 else None
     return FlowSeries(vel, mask, zooms[0], None, None, dt, np.asarray(imgs[0].affine))
 

@@ -47,7 +47,8 @@ def surfr_loss(
     per = (velocity - target).abs() * w
     l1 = per.sum() / (n_cfd * velocity[0].numel()).clamp_min(1.0)
     if seg_logits is not None and seg_target is not None and alpha > 0:
-        bce = F.binary_cross_entropy_with_logits(seg_logits.float(), seg_target.float())
+        dtype = torch.promote_types(seg_logits.dtype, torch.float32)  # half -> float32
+        bce = F.binary_cross_entropy_with_logits(seg_logits.to(dtype), seg_target.to(dtype))
     else:
         bce = velocity.new_zeros(())
     return LossParts(l1 + alpha * bce, l1, bce)
