@@ -245,3 +245,161 @@ def test_big_endian_trk_matches_little_endian():
     assert len(little.streamlines) == 3
     assert_same_streamlines(big.streamlines, little.streamlines)
     np.testing.assert_array_equal(big.affine, little.affine)
+
+
+# ----------------------------------------------------------------------------- per-point data
+
+
+def _data(streams, seed=1):
+    rng = np.random.default_rng(seed)
+    dpp = {
+        "fa": [rng.random((len(s), 1)).astype(np.float32) for s in streams],
+        "rgb": [rng.random((len(s), 3)).astype(np.float32) for s in streams],
+    }
+    dps = {
+        "length_mm": rng.random((len(streams), 1)).astype(np.float32) * 100,
+        "cluster": rng.integers(0, 5, (len(streams), 1)).astype(np.float32),
+    }
+    return dpp, dps
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    [".trk", pytest.param(".trx", marks=pytest.mark.skipif(not _has_trx(), reason="no trx"))],
+)
+def test_per_point_and_per_streamline_data_round_trip(tmp_path, suffix):
+    streams = random_streamlines(12, seed=4)
+    dpp, dps = _data(streams)
+    f = tmp_path / f"with_data{suffix}"
+    write_streamlines(
+        f, streams, reference_nifti(tmp_path), data_per_point=dpp, data_per_streamline=dps
+    )
+    t = read_streamlines(f)
+    assert t.space == "rasmm"
+    assert_same_streamlines(t.streamlines, streams, atol=1e-4)
+    assert sorted(t.data_per_point) == ["fa", "rgb"] and sorted(t.data_per_streamline) == [
+        "cluster",
+        "length_mm",
+    ]
+    for key in dpp:
+        for got, want in zip(t.data_per_point[key], dpp[key]):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+    for key in dps:
+        np.testing.assert_allclose(t.data_per_streamline[key], dps[key], rtol=1e-6)
+    # writing a read Tractogram keeps space and data without restating them
+    g = tmp_path / f"again{suffix}"
+    write_streamlines(g, t)
+    u = read_streamlines(g)
+    np.testing.assert_allclose(u.affine, t.affine, atol=1e-5)
+    np.testing.assert_allclose(u.data_per_streamline["length_mm"], dps["length_mm"], rtol=1e-6)
+    np.testing.assert_allclose(
+        np.concatenate(u.data_per_point["rgb"]), np.concatenate(dpp["rgb"]), rtol=1e-6
+    )
+
+
+def test_tck_refuses_data_and_mismatched_data_is_named(tmp_path):
+    streams = random_streamlines(5, seed=5)
+    dpp, dps = _data(streams)
+    with pytest.raises(MedsharedError, match=r"\.tck cannot store per-point"):
+        write_streamlines(tmp_path / "a.tck", streams, data_per_point=dpp)
+    assert not (tmp_path / "a.tck").exists()
+    bad = {"fa": dpp["fa"][:-1]}
+    with pytest.raises(MedsharedError, match=r"data_per_point\['fa'\] must hold one"):
+        write_streamlines(
+            tmp_path / "a.trk", streams, reference_nifti(tmp_path), data_per_point=bad
+        )
+    with pytest.raises(MedsharedError, match=r"data_per_streamline\['x'\] has 2 rows for 5"):
+        write_streamlines(
+            tmp_path / "a.trk",
+            streams,
+            reference_nifti(tmp_path),
+            data_per_streamline={"x": np.zeros((2, 1))},
+        )
+
+
+def test_trk_scalars_from_the_nibabel_wheel_are_kept():
+    src = NIB_DATA / "complex.trk"
+    ref = nib.streamlines.load(str(src))
+    t = read_streamlines(src)
+    assert set(t.data_per_point) == set(ref.tractogram.data_per_point)
+    assert set(t.data_per_streamline) == set(ref.tractogram.data_per_streamline)
+    for key in ref.tractogram.data_per_point:
+        np.testing.assert_array_equal(
+            np.concatenate(t.data_per_point[key]), ref.tractogram.data_per_point[key].get_data()
+        )
+    for key in ref.tractogram.data_per_streamline:
+        np.testing.assert_array_equal(
+            t.data_per_streamline[key], ref.tractogram.data_per_streamline[key]
+        )
+
+
+def test_dipy_stateful_tractogram_round_trip(tmp_path):
+    pytest.importorskip("dipy")
+    from dipy.io.stateful_tractogram import Space
+
+    from medshared.io.streamlines import from_dipy, to_dipy
+
+    streams = random_streamlines(6, seed=6)
+    dpp, dps = _data(streams)
+    f = tmp_path / "s.trk"
+    write_streamlines(
+        f, streams, reference_nifti(tmp_path), data_per_point=dpp, data_per_streamline=dps
+    )
+    t = read_streamlines(f)
+    sft = to_dipy(t)
+    assert sft.space == Space.RASMM and len(sft.streamlines) == 6
+    sft.to_vox()  # from_dipy converts back from any space and leaves the sft as it was
+    back = from_dipy(sft)
+    assert sft.space == Space.VOX
+    assert_same_streamlines(back.streamlines, t.streamlines, atol=1e-3)
+    np.testing.assert_allclose(back.affine, t.affine, atol=1e-5)
+    np.testing.assert_allclose(back.data_per_streamline["cluster"], dps["cluster"])
+    with pytest.raises(MedsharedError, match="no reference space"):
+        to_dipy(Tractogram(streams))
+
+
+def test_trk_header_claiming_more_streamlines_than_the_file_holds(tmp_path):
+    import time
+
+    f = tmp_path / "claim.trk"
+    write_streamlines(f, random_streamlines(3), reference_nifti(tmp_path))
+    raw = bytearray(f.read_bytes())
+    from nibabel.streamlines import Field
+    from nibabel.streamlines.trk import header_2_dtype
+
+    hdr = np.frombuffer(bytes(raw[: header_2_dtype.itemsize]), dtype=header_2_dtype).copy()
+    hdr[Field.NB_STREAMLINES] = 2_000_000_000
+    raw[: header_2_dtype.itemsize] = hdr.tobytes()
+    f.write_bytes(bytes(raw))
+    t0 = time.perf_counter()
+    with pytest.raises(
+        MedsharedError,
+        match=r"claim\.trk: truncated or corrupt header: it "
+        r"declares 2000000000 streamlines",
+    ):
+        read_streamlines(f)
+    assert time.perf_counter() - t0 < 1.0
+
+
+@pytest.mark.skipif(not _has_trx(), reason="trx-python not installed")
+def test_trx_header_counts_must_match_its_arrays(tmp_path):
+    import json
+    import zipfile
+
+    good = tmp_path / "g.trx"
+    write_streamlines(good, random_streamlines(4), reference_nifti(tmp_path))
+    bad = tmp_path / "b.trx"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "header.json":
+                header = json.loads(data)
+                header["NB_VERTICES"] = 10**12
+                data = json.dumps(header).encode()
+            dst.writestr(info, data)
+    with pytest.raises(
+        MedsharedError,
+        match=r"b\.trx: header.json declares 1000000000000 "
+        r"vertices",
+    ):
+        read_streamlines(bad)
