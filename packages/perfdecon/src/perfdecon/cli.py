@@ -95,9 +95,9 @@ def _add_maps_parser(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--aif", choices=["auto"], default="auto",
                    help="automatic AIF selection (default)")
-    g.add_argument("--aif-mask", help="3D NIfTI mask of arterial voxels (manual AIF)")
-    g.add_argument("--aif-file", help="text file, one AIF value per frame (concentration)")
-    g.add_argument("--aif-model", help="learned-AIF model export (.safetensors, perfdecon train)")
+    g.add_argument("--aif-mask", help="3D NIfTI mask of arterial voxels, manual AIF (default: none)")
+    g.add_argument("--aif-file", help="text file, one AIF value per frame, concentration units (default: none)")
+    g.add_argument("--aif-model", help="learned-AIF model export .safetensors from perfdecon train (default: none)")
     p.add_argument("--mask", help="3D NIfTI brain mask (default: automatic)")
     p.add_argument("--modality", choices=MODALITIES, default="ct", help="(default: ct)")
     lo, hi = DT_RANGE

@@ -1,7 +1,8 @@
 """Cohort runs of ``perfdecon maps``: many cases in one process (imports paid once).
 
-Inputs (:func:`discover_cases`): NIfTI files, folders holding NIfTI files (one case per file), and
-ISLES18 roots (``case_N/SMIR.Brain.XX.O.CT_4DPWI.*/*.nii``). Each case is written to its own
+Inputs (:func:`discover_cases`): NIfTI files, DICOM series folders (one case each), folders
+holding NIfTI files (one case per file), and ISLES18 roots
+(``case_N/SMIR.Brain.XX.O.CT_4DPWI.*/*.nii``). Each case is written to its own
 folder ``OUT/<case name>/`` through :func:`perfdecon.maps_job.run_maps` (so each case's set is
 whole or absent); a failing case is reported with its one-line reason and the batch goes on.
 ``OUT/cohort.csv`` and ``OUT/cohort.json`` hold the per-case table.
@@ -106,11 +107,15 @@ def discover_cases(inputs: list[str | Path]) -> list[CaseInput]:
                 cases += [CaseInput(d.name, _isles_series(d), True) for d in subs]
                 continue
             files = sorted(f for f in p.iterdir() if _is_nifti(f))
-            if not files:
+            if files:
+                cases += [CaseInput(_stem(f), f, True) for f in files]
+            elif any(f.is_file() for f in p.iterdir()):  # a DICOM series folder: one case
+                cases.append(CaseInput(p.name or "series", p, False))
+            else:
                 raise PerfdeconError(
-                    f"{p}: folder holds no .nii/.nii.gz series and no ISLES18 case_N folders"
+                    f"{p}: folder holds no .nii/.nii.gz series, no DICOM files and no ISLES18 "
+                    "case_N folders"
                 )
-            cases += [CaseInput(_stem(f), f, True) for f in files]
         elif p.exists():
             cases.append(CaseInput(_stem(p), p, False))
         else:

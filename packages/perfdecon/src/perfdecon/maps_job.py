@@ -209,7 +209,8 @@ def run_maps(
     Parameters
     ----------
     series:
-        4D CT perfusion (HU) or DSC-MR series, NIfTI ``(X, Y, Z, T)``.
+        4D CT perfusion (HU) or DSC-MR series: NIfTI ``(X, Y, Z, T)`` or a DICOM folder (read by
+        :func:`medshared.io.read_image`, frames grouped by time).
     out:
         Output folder (created; files of :data:`OUTPUT_FILES` in it are replaced as a whole).
     config:
@@ -265,7 +266,7 @@ def run_maps(
         )
     dt_s = check_dt(dt, "--dt") if dt is not None else check_dt(s.dt, f"{series}: pixdim[4]")
     shape = s.data.shape[:3]
-    brain = read_mask(mask_p, shape) if mask_p is not None else None
+    brain = read_mask(mask_p, shape, like=s.image) if mask_p is not None else None
     stage("concentration")
     conc, brain = to_concentration(s.data, cfg, brain)
     t_pre = time.perf_counter() - t0
@@ -273,7 +274,7 @@ def run_maps(
     aif_mask = None
     if choice.kind == "mask":
         aif_arg: Any = "mask"
-        aif_mask = read_mask(choice.path, shape)
+        aif_mask = read_mask(choice.path, shape, like=s.image)
     elif choice.kind == "file":
         aif_arg = aif_from_file(choice.path, n_t, dt_s)
     elif choice.kind == "model":
