@@ -291,8 +291,9 @@ _WRITER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-@pytest.mark.parametrize("existing", [False, True])
+@pytest.mark.parametrize(
+    ("sig", "code", "existing"), [(signal.SIGTERM, 143, True), (signal.SIGINT, 130, False)]
+)
 def test_signal_mid_set_leaves_no_partial_set(tmp_path: Path, sig, code, existing) -> None:
     script = tmp_path / "writer.py"
     script.write_text(_WRITER)
@@ -330,3 +331,57 @@ def test_fifo_output_never_blocks(tmp_path: Path) -> None:
     with pytest.raises(MedsharedError, match="FIFO"):
         check_output_path(fifo)
     assert time.perf_counter() - t0 < 1.0
+
+
+# --- the input side (medshared.io._checks) ---------------------------------------------------
+
+
+def test_inputs_are_checked_without_opening(tmp_path: Path) -> None:
+    from medshared.errors import MissingFileError
+    from medshared.io._checks import check_input_file, check_input_path
+
+    fifo = tmp_path / "in.nii.gz"
+    os.mkfifo(fifo)
+    folder = tmp_path / "x.npy"
+    folder.mkdir()
+    t0 = time.perf_counter()
+    with pytest.raises(MedsharedError, match=r"in\.nii\.gz: is a FIFO \(named pipe\), not a reg"):
+        check_input_file(fifo, (".nii.gz",), "NIfTI")
+    assert time.perf_counter() - t0 < 1.0
+    with pytest.raises(MedsharedError, match=r"x\.npy: is a folder, not a file"):
+        check_input_file(folder, (".npy",), ".npy")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        check_input_file(tmp_path / "gone.npy", (".npy",), ".npy")
+    with pytest.raises(MissingFileError, match="broken symlink"):
+        (tmp_path / "dangling.npy").symlink_to(tmp_path / "nowhere.npy")
+        check_input_file(tmp_path / "dangling.npy", (".npy",), ".npy")
+    with pytest.raises(MedsharedError, match="is a file, not a folder"):
+        (tmp_path / "f").write_text("")
+        check_input_path(tmp_path / "f", "DICOM", folder=True)
+    assert check_input_path(folder, "DICOM", folder=True) == folder
+
+
+def test_readers_refuse_a_fifo_input_at_once(tmp_path: Path) -> None:
+    from medshared.io import read_hdf5, read_nifti
+
+    for name, reader in (("a.nii", read_nifti), ("a.h5", read_hdf5)):
+        fifo = tmp_path / name
+        os.mkfifo(fifo)
+        t0 = time.perf_counter()
+        with pytest.raises(MedsharedError, match="FIFO"):
+            reader(fifo)
+        assert time.perf_counter() - t0 < 2.0
+
+
+@pytest.mark.skipif(IS_ROOT, reason="root reads any file")
+def test_unreadable_input_is_a_permission_error(tmp_path: Path) -> None:
+    from medshared.io._checks import check_input_file
+
+    f = tmp_path / "a.npy"
+    f.write_bytes(b"x")
+    f.chmod(0)
+    try:
+        with pytest.raises(PermissionError, match="permission denied"):
+            check_input_file(f, (".npy",), ".npy")
+    finally:
+        f.chmod(0o644)
