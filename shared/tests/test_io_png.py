@@ -111,3 +111,33 @@ def test_missing_extra(tmp_path, monkeypatch):
     monkeypatch.setattr(mod, "require", fail)
     with pytest.raises(MissingExtraError, match=r"medshared\[png\]"):
         write_png(tmp_path / "a.png", np.zeros((2, 2), np.uint8))
+
+
+def test_header_claiming_a_huge_image_is_refused_before_decoding(tmp_path):
+    import struct
+    import time
+    import tracemalloc
+    import zlib
+
+    f = tmp_path / "claim.png"
+    write_png(f, np.zeros((4, 4), np.uint8))
+    raw = bytearray(f.read_bytes())
+    assert raw[12:16] == b"IHDR"
+    raw[16:24] = struct.pack(">II", 10_000, 10_000)  # 100 M pixels in a ~70-byte file
+    raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])))
+    f.write_bytes(bytes(raw))
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    with pytest.raises(
+        MedsharedError,
+        match=r"claim\.png: truncated or corrupt: the header "
+        r"declares 10000 x 10000 pixels",
+    ):
+        read_png(f)
+    assert time.perf_counter() - t0 < 1.0 and tracemalloc.get_traced_memory()[1] < 20e6
+    tracemalloc.stop()
+    raw[16:24] = struct.pack(">II", 100_000, 100_000)  # beyond Pillow's bomb limit
+    raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])))
+    f.write_bytes(bytes(raw))
+    with pytest.raises(MedsharedError, match=r"claim\.png: the header declares an image too large"):
+        read_png(f)

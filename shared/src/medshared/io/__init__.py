@@ -23,6 +23,8 @@ png          8/16-bit grayscale ``.png``: :func:`read_png`, :func:`write_png` (P
 checkpoint   ``.safetensors`` + JSON metadata: :func:`save_checkpoint`, :func:`load_checkpoint`
              (torch + safetensors, extra ``torch``)
 atomic       :func:`atomic_path`, :func:`atomic_write_bytes`, :func:`atomic_write_text`
+outputs      :func:`check_output_path`, :func:`check_output_folder`, :func:`output_set`: refuse
+             unsafe outputs before any work; write a multi-file result as a whole
 limits       :func:`check_allocation`, :func:`available_memory`: refuse what a header claims
              before allocating it
 
@@ -41,6 +43,7 @@ from medshared.io.dicom import DicomSeries, read_dicom, read_dicom_series
 from medshared.io.hdf5 import Hdf5Content, read_hdf5, write_hdf5
 from medshared.io.image import Image, read_image, write_image
 from medshared.io.nifti import NiftiImage, read_nifti, write_nifti
+from medshared.io.outputs import check_output_folder, check_output_path, output_set
 from medshared.io.png import read_png, write_png
 from medshared.io.streamlines import Tractogram, read_streamlines, write_streamlines
 
@@ -57,7 +60,10 @@ __all__ = [
     "atomic_write_text",
     "available_memory",
     "check_allocation",
+    "check_output_folder",
+    "check_output_path",
     "load_checkpoint",
+    "output_set",
     "read_dicom",
     "read_dicom_series",
     "read_hdf5",

@@ -59,7 +59,7 @@ from medshared.errors import (
     MissingFileError,
     require,
 )
-from medshared.io._checks import PathLike, check_finite
+from medshared.io._checks import PathLike, check_finite, check_input_path
 from medshared.io._limits import check_allocation, nbytes_of
 from medshared.io._reading import captured_library_messages
 from medshared.io.image import Image
@@ -560,10 +560,8 @@ def read_dicom(
     """
     pydicom = require("pydicom", "dicom")
     d = Path(path)
-    if not os.path.lexists(d):
-        raise MissingFileError(f"{_KIND} folder {d}: no such file or folder")
-    if not d.is_dir() and not d.is_file():
-        raise MedsharedError(f"{_KIND} path {d}: not a regular file or folder")
+    # stat only: a missing path, a FIFO/socket/device or an unreadable one is refused unopened
+    check_input_path(d, _KIND, folder=d.is_dir())
     if not (np.isfinite(dt_tolerance) and dt_tolerance >= 0):
         raise MedsharedError(f"dt_tolerance must be a finite number >= 0, got {dt_tolerance}")
     if resample_dt is not None and not (np.isfinite(resample_dt) and resample_dt > 0):

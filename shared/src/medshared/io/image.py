@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from medshared.errors import MedsharedError, MissingFileError
+from medshared.errors import MedsharedError
 
 __all__ = ["Image", "read_image", "write_image"]
 
@@ -145,14 +145,17 @@ def read_image(
     Raises
     ------
     MissingFileError
-        (also ``FileNotFoundError``) when nothing exists at ``path``.
+        (also ``FileNotFoundError``) when nothing exists at ``path``; a FIFO, socket or device
+        is refused without being opened.
     MedsharedError
         Naming the file, for an unsupported kind of file and every reader error.
     """
+    from medshared.io._checks import check_input_path
+
     p = Path(path)
     name = p.name.lower()
-    if not os.path.lexists(p):
-        raise MissingFileError(f"image {p}: no such file or folder")
+    # stat only: missing, FIFO/socket/device and unreadable paths are refused unopened
+    check_input_path(p, "DICOM" if p.is_dir() else "image", folder=p.is_dir())
     if p.is_dir() or name.endswith(_DICOM) or (p.is_file() and _is_dicom_file(p)):
         from medshared.io.dicom import read_dicom
 

@@ -1,8 +1,14 @@
-"""2D grayscale PNG images, 8- or 16-bit, via Pillow (extra ``png``)."""
+"""2D grayscale PNG images, 8- or 16-bit, via Pillow (extra ``png``).
+
+The size in the PNG header is checked before decoding: the deflate-compressed file must be able
+to hold ``height * (1 + width * bytes_per_pixel)`` bytes (at most 1032 times its size) and the
+image must fit in the available memory; Pillow's own decompression-bomb warning is kept quiet.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,9 +17,10 @@ from medshared.io._checks import (
     PathLike,
     check_input_file,
     check_suffix,
-    reraise_as_corrupt,
     reraise_write_errors,
 )
+from medshared.io._limits import check_allocation, check_file_holds
+from medshared.io._reading import captured_library_messages, read_errors
 from medshared.io.atomic import atomic_path
 
 __all__ = ["read_png", "write_png"]
@@ -52,20 +59,36 @@ def read_png(path: PathLike) -> np.ndarray:
     """
     pil = require("PIL.Image", "png")
     p = check_input_file(path, PNG_SUFFIXES, _KIND)
-    with reraise_as_corrupt(p, _KIND, (OSError, ValueError, SyntaxError, EOFError)):
-        with pil.open(p) as img:
-            if img.format != "PNG":
-                raise MedsharedError(f"{_KIND} file {p}: not a PNG (format {img.format})")
-            mode = img.mode
-            if mode not in _GRAY_MODES:
-                raise MedsharedError(
-                    f"{_KIND} file {p}: not a grayscale image (mode {mode}); "
-                    "only 8/16-bit grayscale PNG is supported"
-                )
-            img.load()
-            if mode == "1":
-                img = img.convert("L")
-            arr = np.asarray(img)
+    errors = (OSError, ValueError, SyntaxError, EOFError)
+    try:
+        with read_errors(p, _KIND, errors), captured_library_messages("PIL"):
+            return _read(pil, p)
+    except pil.DecompressionBombError as exc:
+        raise MedsharedError(
+            f"{_KIND} file {p}: the header declares an image too large to decode ({exc}); the "
+            "file is corrupt or a decompression bomb"
+        ) from exc
+
+
+def _read(pil: Any, p: Path) -> np.ndarray:
+    with pil.open(p) as img:
+        if img.format != "PNG":
+            raise MedsharedError(f"{_KIND} file {p}: not a PNG (format {img.format})")
+        mode = img.mode
+        if mode not in _GRAY_MODES:
+            raise MedsharedError(
+                f"{_KIND} file {p}: not a grayscale image (mode {mode}); "
+                "only 8/16-bit grayscale PNG is supported"
+            )
+        width, height = (int(v) for v in img.size)
+        itemsize = np.dtype(_GRAY_MODES[mode]).itemsize
+        what = f"the header declares {width} x {height} pixels"
+        check_file_holds(p, height * (1 + width * itemsize), what, compressed=True, kind=_KIND)
+        check_allocation(4 * width * height, p, f"image {width} x {height}")
+        img.load()
+        if mode == "1":
+            img = img.convert("L")
+        arr = np.asarray(img)
     if mode == "I":  # 16-bit grayscale opened as int32 by some Pillow versions
         if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
             raise MedsharedError(f"{_KIND} file {p}: 32-bit integer values do not fit uint16")
