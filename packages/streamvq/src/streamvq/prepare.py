@@ -26,6 +26,14 @@ from streamvq.space import ReferenceSpace, apply_box
 log = logging.getLogger("streamvq")
 
 
+class EmptyBundleError(StreamvqError):
+    """Nothing of a bundle is left to group; ``counts`` says why."""
+
+    def __init__(self, message: str, counts: dict[str, int]) -> None:
+        super().__init__(message)
+        self.counts = counts
+
+
 @dataclass(frozen=True, eq=False)
 class BundleSource:
     """One bundle of one subject, in mm (RAS+)."""
@@ -61,18 +69,18 @@ def group_bundle(
     counts = {"streamlines": len(streamlines), "too_short": clean.too_short,
               "non_finite": clean.non_finite, "zero_length": clean.zero_length}
     if clean.kept == 0:
-        raise StreamvqError(
+        raise EmptyBundleError(
             f"{name}: empty bundle (of {len(streamlines)} streamlines, {clean.too_short} have < 2 "
-            f"points, {clean.non_finite} NaN/inf, {clean.zero_length} zero length)"
+            f"points, {clean.non_finite} NaN/inf, {clean.zero_length} zero length)", counts
         )
     res = resample_streamlines(kept, config.points)
     boxed, box_idx, box = apply_box(res, space, config.out_of_box)
     counts.update(outside_box=box.outside, dropped_box=box.dropped, clipped_box=box.clipped,
                   box_checked=int(box.checked))
     if len(boxed) == 0:
-        raise StreamvqError(
+        raise EmptyBundleError(
             f"{name}: all {box.outside} streamlines leave the reference grid "
-            f"{space.dimensions if space else ''}; use --out-of-box keep or clip"
+            f"{space.dimensions if space else ''}; use --out-of-box keep or clip", counts
         )
     oriented = orient_bundle(boxed)
     counts["flipped"] = int(oriented.flipped.sum())
@@ -144,12 +152,11 @@ def prepare_sources(sources: Sequence[BundleSource], config: PrepareConfig) -> B
         name = s.path or f"{s.subject}/{s.tract}"
         try:
             gb = group_bundle(s.streamlines, s.space, config, rng, name=name)
-        except StreamvqError as exc:
-            if "empty bundle" in str(exc) or "leave the reference grid" in str(exc):
-                log.warning("skipped %s", exc)
-                empty.append(name)
-                continue
-            raise
+        except EmptyBundleError as exc:
+            log.warning("skipped %s", exc)
+            empty.append(name)
+            counts.append(exc.counts)
+            continue
         groups.append(gb.groups)
         index.append(gb.index)
         infos.append(SourceInfo(s.path, s.subject, s.tract, s.space, len(s.streamlines)))
@@ -161,10 +168,10 @@ def prepare_sources(sources: Sequence[BundleSource], config: PrepareConfig) -> B
     report["empty_bundles"] = len(empty)
     report["small_bundles"] = report.pop("small_bundle", 0)
     for key, what in (("too_short", "fewer than 2 points"), ("non_finite", "NaN/inf"),
-                      ("zero_length", "zero length"), ("outside_box", "outside the grid")):
+                      ("zero_length", "zero length"), ("outside_box", "points outside the grid")):
         if report.get(key):
             log.warning("%d streamlines with %s (%s)", report[key], what,
-                        "dropped" if key != "outside_box" else config.out_of_box)
+                        "dropped" if key != "outside_box" else f"policy {config.out_of_box}")
     return assemble(groups, index, infos, config, rng, report)
 
 

@@ -36,6 +36,19 @@ class TrainResult:
     val_mse: float | None
     seconds: float
     skipped: int
+    weights_sha256: str
+    """SHA-256 of this rank's final state dict (equal on every rank of a DDP run)."""
+
+
+def weights_digest(model) -> str:  # noqa: ANN001
+    """SHA-256 over the sorted names and bytes of ``model``'s state dict."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _validation_mse(model, data, runtime, batch_size: int = 64) -> float | None:  # noqa: ANN001
@@ -186,9 +199,11 @@ def train_model(
                 extra={"norm_lo": dataset.norm.lo, "norm_hi": dataset.norm.hi, "step": step,
                        "tract_names": dataset.tract_names, "val_mse": val_mse},
             )
+        digest = weights_digest(model)
+        run.log(step, weights_sha256=digest)
         rt.barrier()
     return TrainResult(Path(out_dir), export, step, float(last_loss), val_mse,
-                       time.perf_counter() - t0, skipped)
+                       time.perf_counter() - t0, skipped, digest)
 
 
 @dataclass(frozen=True, eq=False)
