@@ -378,10 +378,7 @@ def _shortest_prefix(a4, payload, header, lay, shape4, target, psnr_range) -> by
 def _reconstruct_internal(payload, h: Header, lay: Layout, shape4) -> tuple[np.ndarray, int]:
     """Decode ``payload`` to the ``(T, Z, Y, X)`` array in the stored dtype, and the status."""
     cls = lay.classes
-    rec, status = coder.decode_midpoints(payload, h.top, h.nplanes, cls, 2.0**-h.frac_bits)
-    flat = np.empty(lay.n, dtype=np.float64)
-    coder.scatter_values(rec, lay.boxes, flat)
-    del rec
+    flat, status = coder.decode_into(payload, h.top, h.nplanes, cls, 2.0**-h.frac_bits, lay.boxes)
     if h.lossless:
         np.rint(flat, out=flat)
     vol = _synthesis(flat, lay, shape4, h.lossless, h.packet)

@@ -351,13 +351,16 @@ def _dec_gap(st, data, probs, maxgap, cb):
 
 
 @njit(cache=True)
-def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale):
+def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes, starts):
     """Decode the stream of ``cls.size`` coefficients.
 
     Outputs (scan order; pass empty arrays to skip one kind): ``val`` (int64 magnitudes),
     ``kp`` (lowest known plane, -1 insignificant), ``neg`` (uint8 sign) and/or ``rec`` (float64
-    signed midpoint reconstruction times ``scale``; must be zero-filled). Returns
-    ``(status, planes_started)``: 0 complete, 1 truncated, 2 corrupt.
+    signed midpoint reconstruction times ``scale``; must be zero-filled). With non-empty
+    ``boxes`` (layout rows, see :func:`gather_magnitudes`) and ``starts`` (scan index of each
+    box's first coefficient), ``rec`` is indexed by the coefficient's position in the blocks
+    instead of its scan index, which saves the scatter pass. Returns ``(status,
+    planes_started)``: 0 complete, 1 truncated, 2 corrupt.
     """
     n = cls.size
     if nbytes > data.size:
@@ -401,7 +404,7 @@ def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale):
         while True:
             gap, s = _dec_gap(st, data, probs, nics + 1 - last, cb)
             if gap < 0:
-                _finish(sig, sval, sigp, sneg, nsig, p, 0, val, kp, neg, rec, scale)
+                _finish(sig, sval, sigp, sneg, nsig, p, 0, val, kp, neg, rec, scale, boxes, starts)
                 return (1 if gap == -1 else 2), k + 1
             pos = last + gap
             if pos == nics + 1:
@@ -434,9 +437,24 @@ def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale):
             nics += cnt[c]
         i, b = _refine(st, data, probs, sigp, sval, nsig_old, p)
         if b < 0:
-            _finish(sig, sval, sigp, sneg, nsig, p, i, val, kp, neg, rec, scale)
+            _finish(sig, sval, sigp, sneg, nsig, p, i, val, kp, neg, rec, scale, boxes, starts)
             return (1 if b == -1 else 2), k + 1
-    _finish(sig, sval, sigp, sneg, nsig, top - nplanes + 1, nsig, val, kp, neg, rec, scale)
+    _finish(
+        sig,
+        sval,
+        sigp,
+        sneg,
+        nsig,
+        top - nplanes + 1,
+        nsig,
+        val,
+        kp,
+        neg,
+        rec,
+        scale,
+        boxes,
+        starts,
+    )
     return 0, nplanes
 
 
@@ -500,14 +518,38 @@ def _refine(st, data, probs, sigp, sval, count, p):
 
 
 @njit(cache=True)
-def _finish(sig, sval, sigp, sneg, nsig, p_cur, refined, val, kp, neg, rec, scale):
-    """Scatter significance-ordered results to scan order.
+def _position(idx, boxes, starts):
+    """Position in the concatenated blocks of the coefficient with scan index ``idx``."""
+    b = np.searchsorted(starts, idx, side="right") - 1
+    w = boxes[b, 8] - boxes[b, 7]
+    hw = (boxes[b, 6] - boxes[b, 5]) * w
+    local = idx - starts[b]
+    z = local // hw
+    r = local - z * hw
+    y = r // w
+    x = r - y * w
+    return (
+        boxes[b, 0]
+        + ((boxes[b, 3] + z) * boxes[b, 1] + boxes[b, 5] + y) * boxes[b, 2]
+        + (boxes[b, 7] + x)
+    )
+
+
+@njit(cache=True)
+def _finish(sig, sval, sigp, sneg, nsig, p_cur, refined, val, kp, neg, rec, scale, boxes, starts):
+    """Scatter significance-ordered results to scan order (or block positions, ``boxes``).
 
     Decoding stopped at plane ``p_cur`` after refining the first ``refined`` old entries:
     those and the entries found at ``p_cur`` are known down to ``p_cur``, the rest to
     ``p_cur + 1``. A magnitude known down to plane ``k`` lies in ``[v, v + 2**k - 1]`` and is
     reconstructed at its centre ``v + (2**k - 1) / 2``.
     """
+    # block positions: computed per coefficient when few are significant (low rates), else
+    # through a scan-order array and one sequential scatter (cheaper once most are significant)
+    direct = boxes.shape[0] > 0 and 4 * nsig <= sig.size
+    target = rec
+    if boxes.shape[0] > 0 and not direct and rec.size > 0:
+        target = np.zeros(rec.size, dtype=np.float64)
     for i in range(nsig):
         idx = sig[i]
         k = p_cur if (sigp[i] == p_cur or i < refined) else p_cur + 1
@@ -517,7 +559,10 @@ def _finish(sig, sval, sigp, sneg, nsig, p_cur, refined, val, kp, neg, rec, scal
             neg[idx] = sneg[i]
         if rec.size > 0:
             r = (float(sval[i]) + ((np.int64(1) << k) - 1) / 2.0) * scale
-            rec[idx] = -r if sneg[i] == 1 else r
+            at = _position(idx, boxes, starts) if direct else idx
+            target[at] = -r if sneg[i] == 1 else r
+    if boxes.shape[0] > 0 and not direct and rec.size > 0:
+        scatter_values(target, boxes, rec)
 
 
 class Stream(NamedTuple):
@@ -592,7 +637,8 @@ def decode_coefficients(
     if nplanes <= 0:
         return Coefficients(val, kp, neg, STATUS_COMPLETE)
     none = np.zeros(0, dtype=np.float64)
-    status, _planes = wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, none, 1.0)
+    nob, nos = np.zeros((0, 9), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    status, _planes = wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, none, 1.0, nob, nos)
     return Coefficients(val, kp, neg, int(status))
 
 
@@ -614,7 +660,46 @@ def decode_midpoints(
         data = np.zeros(1, dtype=np.uint8)
     e64 = np.zeros(0, dtype=np.int64)
     e8 = np.zeros(0, dtype=np.uint8)
-    status, _planes = wdr_decode(data, nbytes, cls, top, nplanes, e64, e64, e8, rec, scale)
+    nob = np.zeros((0, 9), dtype=np.int64)
+    status, _planes = wdr_decode(
+        data, nbytes, cls, top, nplanes, e64, e64, e8, rec, scale, nob, e64
+    )
+    return Midpoints(rec, int(status))
+
+
+def decode_into(
+    payload: bytes, top: int, nplanes: int, cls: np.ndarray, scale: float, boxes: np.ndarray
+) -> Midpoints:
+    """Like :func:`decode_midpoints`, but ``rec`` is the concatenated block coefficients
+    (``boxes``: the layout's scan boxes), written directly: no scan-order array, no scatter."""
+    n = cls.size
+    if n >= 2**31:
+        raise WdrError("more than 2**31 - 1 coefficients: split the array")  # int32 indices
+    rec = np.zeros(n, dtype=np.float64)
+    if nplanes <= 0:
+        return Midpoints(rec, STATUS_COMPLETE)
+    data = np.frombuffer(payload, dtype=np.uint8).copy()
+    nbytes = data.size
+    if nbytes == 0:
+        data = np.zeros(1, dtype=np.uint8)
+    e64 = np.zeros(0, dtype=np.int64)
+    e8 = np.zeros(0, dtype=np.uint8)
+    sizes = (boxes[:, 4] - boxes[:, 3]) * (boxes[:, 6] - boxes[:, 5]) * (boxes[:, 8] - boxes[:, 7])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    status, _planes = wdr_decode(
+        data,
+        nbytes,
+        cls,
+        top,
+        nplanes,
+        e64,
+        e64,
+        e8,
+        rec,
+        scale,
+        np.ascontiguousarray(boxes),
+        starts,
+    )
     return Midpoints(rec, int(status))
 
 
