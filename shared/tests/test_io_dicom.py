@@ -306,6 +306,43 @@ def test_series_uid_selects_one(tmp_path):
         read_dicom_series(tmp_path, series_uid="3.3")
 
 
+PYDICOM_DATA = Path(pydicom.__file__).parent / "data" / "test_files"  # never downloaded
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MR_small_RLE.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_expb.dcm",
+        "MR_small_padded.dcm",
+    ],
+)
+def test_pydicom_wheel_files_in_every_transfer_syntax_read_alike(name):
+    if not (PYDICOM_DATA / name).exists():
+        pytest.skip(f"pydicom wheel lacks {name}")
+    ref_ds = pydicom.dcmread(PYDICOM_DATA / "MR_small.dcm")
+    ref = read_image(PYDICOM_DATA / "MR_small.dcm")
+    img = read_image(PYDICOM_DATA / name)
+    np.testing.assert_array_equal(ref.data[:, :, 0], ref_ds.pixel_array.T)
+    np.testing.assert_array_equal(img.data, ref.data)
+    np.testing.assert_allclose(img.affine, ref.affine)
+
+
+def test_rt_dose_multiframe_grid_and_scaling():
+    f = PYDICOM_DATA / "rtdose.dcm"
+    if not f.exists():
+        pytest.skip("pydicom wheel lacks rtdose.dcm")
+    ds = pydicom.dcmread(f)
+    img = read_image(f)
+    offsets = np.array([float(v) for v in ds.GridFrameOffsetVector])
+    assert img.shape == (ds.Columns, ds.Rows, len(offsets))
+    assert img.spacing[2] == pytest.approx(np.diff(offsets).mean())
+    dose = ds.pixel_array.astype(np.float64) * float(ds.DoseGridScaling)  # (frames, rows, cols)
+    np.testing.assert_allclose(img.data, dose.transpose(2, 1, 0), rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- 4D series
 
 

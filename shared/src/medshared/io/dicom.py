@@ -6,8 +6,9 @@ What is read
   order and with any file names;
 - one multi-frame (enhanced) file: per-frame functional groups (``PlanePositionSequence``,
   ``PlaneOrientationSequence``, ``PixelMeasuresSequence``, ``PixelValueTransformationSequence``,
-  ``FrameContentSequence`` with ``TemporalPositionIndex`` / ``FrameAcquisitionDateTime``), or a
-  single-position cine file with ``FrameTime``;
+  ``FrameContentSequence`` with ``TemporalPositionIndex`` / ``FrameAcquisitionDateTime``), an
+  RT dose grid (``GridFrameOffsetVector``, ``DoseGridScaling`` applied), or a single-position
+  cine file with ``FrameTime``;
 - a folder may mix both (every frame of every file is one 2D image to place).
 
 Conversion to the shared convention
@@ -286,9 +287,18 @@ def _frames_of(f: Path, ds: Any) -> list[_Frame]:
         position = _floats(ds.get("ImagePositionPatient"), "ImagePositionPatient", 3, f)
         slope = _number(ds.get("RescaleSlope"), "RescaleSlope", f, 1.0)
         inter = _number(ds.get("RescaleIntercept"), "RescaleIntercept", f, 0.0)
+        slope *= _number(ds.get("DoseGridScaling"), "DoseGridScaling", f, 1.0)  # RT dose, Gy
         if n_frames == 1:
             keys = _temporal_keys(ds, f)
             return [_Frame(f, ds, None, position, orient, spacing, slope, inter, keys)]
+        offsets = ds.get("GridFrameOffsetVector")  # RT dose: frames stacked along the normal
+        if offsets not in (None, ""):
+            offs = _floats(offsets, "GridFrameOffsetVector", n_frames, f)
+            normal = np.cross(orient[:3], orient[3:])
+            return [
+                _Frame(f, ds, i, position + offs[i] * normal, orient, spacing, slope, inter, {})
+                for i in range(n_frames)
+            ]
         frame_ms = ds.get("FrameTime")
         if frame_ms in (None, ""):
             raise MedsharedError(
