@@ -537,6 +537,22 @@ def test_enhanced_3d_volume(tmp_path):
     )
 
 
+def test_cine_multiframe_with_frame_time(tmp_path):
+    frames = np.random.default_rng(3).integers(0, 900, (5, 3, 4)).astype(np.uint16)
+    write_slice(
+        tmp_path / "cine.dcm",
+        frames[0],
+        [1, 2, 3],
+        [1, 0, 0, 0, 1, 0],
+        series_uid="5",
+        tags={"NumberOfFrames": 5, "FrameTime": "40", "PixelData": frames.tobytes()},
+    )
+    img = read_image(tmp_path / "cine.dcm")
+    assert img.shape == (4, 3, 1, 5) and img.temporal_key == "FrameIndex"
+    assert img.dt == pytest.approx(0.04)
+    np.testing.assert_array_equal(img.data[:, :, 0, :], frames.transpose(2, 1, 0))
+
+
 # ----------------------------------------------------------------------------- errors
 
 
