@@ -98,9 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(dec, DecodeConfig)
     dec.add_argument(
         "--format",
-        choices=("nii.gz", "nii", "npy"),
-        default="nii.gz",
-        help="output format with --out-dir (default: nii.gz)",
+        choices=("nii.gz", "nii", "npy", "dicom"),
+        default=None,
+        help="output format: with --out-dir the file type written (default: nii.gz); dicom: "
+        "the output is a folder receiving a DICOM series (needs a .wdr encoded from DICOM)",
     )
     dec.add_argument(
         "--trust-tail",
@@ -162,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _pairs(args, suffix: str, *, dicom: bool):
+def _pairs(args, suffix: str, *, dicom: bool, folder_out: bool = False):
     """``(inputs, outputs)`` of a single or batch command; every output checked first."""
-    from wdrcodec.files import check_output, expand_inputs, plan_outputs
+    from wdrcodec.files import check_output, check_output_folder, expand_inputs, plan_outputs
 
     if args.out_dir is None:
         if len(args.paths) != 2:
@@ -173,7 +174,10 @@ def _pairs(args, suffix: str, *, dicom: bool):
                 f"(got {len(args.paths)} paths)"
             )
         inp, out = Path(args.paths[0]), Path(args.paths[1])
-        check_output(out, [inp])
+        if folder_out:
+            check_output_folder(out, [inp])
+        else:
+            check_output(out, [inp])
         return [inp], [out]
     suffixes = (".wdr",) if not dicom else (".nii.gz", ".nii", ".npy")
     inputs = expand_inputs(args.paths, suffixes, dicom_folders=dicom)
@@ -212,7 +216,11 @@ def _print_encode(item) -> None:
         )
     else:
         kind = ""
-    print(f"{r.input} -> {r.output}: {r.nbytes} bytes, {r.bpv:.4f} bpv, ratio {r.ratio:.2f}{kind}")
+    dcm = f"; DICOM attributes {r.dicom_attributes}" if r.dicom_attributes else ""
+    print(
+        f"{r.input} -> {r.output}: {r.nbytes} bytes, {r.bpv:.4f} bpv, ratio {r.ratio:.2f}{kind}"
+        f"{dcm}"
+    )
 
 
 def _print_decode(item) -> None:
@@ -256,14 +264,16 @@ def cmd_encode(args) -> int:
 
 def cmd_decode(args) -> int:
     limits = config_from_args(DecodeConfig, args)
-    inputs, outputs = _pairs(args, "." + args.format, dicom=False)
+    dicom = args.format == "dicom"
+    suffix = "" if dicom else "." + (args.format or "nii.gz")
+    inputs, outputs = _pairs(args, suffix, dicom=False, folder_out=dicom)
     from functools import partial
 
     from wdrcodec.files import decode_file
     from wdrcodec.jit import ensure_compiled
 
     ensure_compiled(quiet=args.quiet, cli=True)
-    job = partial(decode_file, trust_tail=args.trust_tail)
+    job = partial(decode_file, trust_tail=args.trust_tail, dicom=dicom)
     show = None if args.quiet else _print_decode
     return _run_all(args, job, inputs, outputs, (limits,), show)
 

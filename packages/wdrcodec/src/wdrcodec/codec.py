@@ -206,16 +206,16 @@ def _synthesis(flat: np.ndarray, lay: Layout, shape4, lossless: bool, packet: bo
     return out
 
 
-def _budget_payload(budget: int, n_group_bits: int, has_affine: bool) -> int:
+def _budget_payload(budget: int, n_group_bits: int, has_affine: bool, mlen: int | None) -> int:
     """Payload bytes so that header + payload == ``budget`` (CRC table depends on payload)."""
     nb = 0
     for _ in range(8):
-        p = budget - header_size(n_group_bits, nb, has_affine)
+        p = budget - header_size(n_group_bits, nb, has_affine, mlen)
         nb_new = block_layout(max(p, 0))[1]
         if nb_new <= nb:
             break
         nb = nb_new
-    return budget - header_size(n_group_bits, nb, has_affine)
+    return budget - header_size(n_group_bits, nb, has_affine, mlen)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -229,6 +229,7 @@ def encode(
     time_axis: int | None = None,
     spacing: tuple[float, ...] | None = None,
     affine: np.ndarray | None = None,
+    metadata: bytes | None = None,
     name: str = "array",
     **options: object,
 ) -> bytes:
@@ -240,6 +241,7 @@ def encode(
         time_axis=time_axis,
         spacing=spacing,
         affine=affine,
+        metadata=metadata,
         name=name,
         **options,
     ).data
@@ -253,6 +255,7 @@ def encode_full(
     time_axis: int | None = None,
     spacing: tuple[float, ...] | None = None,
     affine: np.ndarray | None = None,
+    metadata: bytes | None = None,
     name: str = "array",
     **options: object,
 ) -> Encoded:
@@ -272,6 +275,8 @@ def encode_full(
         Voxel size per array axis (mm; seconds for a time axis), stored in the header.
     affine:
         Optional ``(4, 4)`` voxel-to-world matrix stored in the header (NIfTI round trip).
+    metadata:
+        Opaque bytes kept in the header (e.g. a DICOM series' attributes, counted in the rate).
 
     Raises
     ------
@@ -324,11 +329,13 @@ def encode_full(
         order=order,
         grouping=grouping,
         affine=affine,
+        meta=None if metadata is None else bytes(metadata),
     )
     nvox = a.size
     if cfg.bpv is not None:
         budget = int(math.floor(cfg.bpv * nvox / 8))
-        limit = _budget_payload(budget, grouping.size, affine is not None)
+        mlen = None if metadata is None else len(metadata)
+        limit = _budget_payload(budget, grouping.size, affine is not None, mlen)
         if limit < 1:
             raise WdrError(
                 f"--bpv {cfg.bpv:g} gives {budget} bytes for {name}, less than the "

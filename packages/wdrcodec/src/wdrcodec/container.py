@@ -31,6 +31,7 @@ FLAG_PACKET = 2
 FLAG_AXES_XYZ = 4
 FLAG_AFFINE = 8
 FLAG_FLOAT = 16
+FLAG_META = 32  # version 2: a metadata section (u32 length + bytes) follows the grouping
 
 DTYPES = {1: "uint8", 2: "int8", 3: "uint16", 4: "int16", 5: "float32", 6: "float64"}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -78,6 +79,7 @@ class Header:
     order: tuple[int, ...]
     grouping: np.ndarray
     affine: np.ndarray | None = None
+    meta: bytes | None = None  # opaque metadata section (e.g. DICOM attributes, wdrcodec.dicom)
     payload_len: int = 0
     block_size: int = PAYLOAD_BLOCK
     block_crcs: list[int] = field(default_factory=list)
@@ -120,9 +122,20 @@ def internal_shape(shape: tuple[int, ...], order: tuple[int, ...]) -> tuple[int,
     return (1,) * (4 - len(s)) + s  # type: ignore[return-value]
 
 
-def header_size(ndim_grouping: int, n_blocks: int, has_affine: bool) -> int:
-    """Bytes of a header with ``ndim_grouping`` grouping bits and ``n_blocks`` payload CRCs."""
-    return FIXED_SIZE + (128 if has_affine else 0) + (ndim_grouping + 7) // 8 + 4 * n_blocks + 4
+def header_size(
+    ndim_grouping: int, n_blocks: int, has_affine: bool, meta_len: int | None = None
+) -> int:
+    """Bytes of a header with ``ndim_grouping`` grouping bits, ``n_blocks`` payload CRCs and
+    (``meta_len`` not None) a metadata section of ``meta_len`` bytes."""
+    meta = 0 if meta_len is None else 4 + meta_len
+    return (
+        FIXED_SIZE + (128 if has_affine else 0) + (ndim_grouping + 7) // 8 + meta + 4 * n_blocks + 4
+    )
+
+
+def meta_len(h: Header) -> int | None:
+    """Length of the header's metadata section, ``None`` without one."""
+    return None if h.meta is None else len(h.meta)
 
 
 def block_layout(payload_len: int) -> tuple[int, int]:
@@ -146,9 +159,10 @@ def pack(h: Header, payload: bytes) -> bytes:
         | (FLAG_AXES_XYZ if h.axes_xyz else 0)  # informational since version 2
         | (FLAG_AFFINE if h.affine is not None else 0)
         | (FLAG_FLOAT if h.dtype.startswith("float") else 0)
+        | (FLAG_META if h.meta is not None else 0)
     )
     t, z = h.grouping.shape
-    hlen = header_size(t * z, n_blocks, h.affine is not None)
+    hlen = header_size(t * z, n_blocks, h.affine is not None, meta_len(h))
     shape4 = list(h.shape) + [1] * (4 - len(h.shape))
     spacing4 = list(h.spacing) + [1.0] * (4 - len(h.spacing))
     fixed = _FIXED.pack(
@@ -183,6 +197,8 @@ def pack(h: Header, payload: bytes) -> bytes:
     if h.affine is not None:
         parts.append(np.asarray(h.affine, dtype="<f8").reshape(4, 4).tobytes())
     parts.append(np.packbits(h.grouping.astype(bool).ravel()).tobytes())
+    if h.meta is not None:
+        parts.append(struct.pack("<I", len(h.meta)) + bytes(h.meta))
     parts.append(struct.pack(f"<{n_blocks}I", *crcs))
     body = b"".join(parts)
     out = body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
@@ -246,7 +262,14 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
     if block_layout(payload_len) != (block_size, n_blocks):
         raise WdrError(f"{name}: corrupted header (payload block table)")
     has_aff = bool(flags & FLAG_AFFINE)
-    if hlen != header_size(n_vol * n_sl, n_blocks, has_aff) - FIXED_SIZE + fixed.size:
+    nbytes_g = (n_vol * n_sl + 7) // 8
+    mlen = None
+    if flags & FLAG_META and version >= 2:
+        at = fixed.size + (128 if has_aff else 0) + nbytes_g
+        if at + 4 > len(body):
+            raise WdrError(f"{name}: corrupted header (metadata section)")
+        (mlen,) = struct.unpack("<I", body[at : at + 4])
+    if hlen != header_size(n_vol * n_sl, n_blocks, has_aff, mlen) - FIXED_SIZE + fixed.size:
         raise WdrError(f"{name}: corrupted header (length does not match its fields)")
     available = min(payload_len, max(len(data) - hlen, 0))
     check_resources(name, shape, DTYPES[dcode], available, bool(flags & FLAG_LOSSLESS), limits)
@@ -255,10 +278,13 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
     if has_aff:
         affine = np.frombuffer(body[pos : pos + 128], dtype="<f8").reshape(4, 4).copy()
         pos += 128
-    nbytes_g = (n_vol * n_sl + 7) // 8
     bits = np.unpackbits(np.frombuffer(body[pos : pos + nbytes_g], dtype=np.uint8))
     grouping = bits[: n_vol * n_sl].astype(bool).reshape(n_vol, n_sl)
     pos += nbytes_g
+    meta = None
+    if mlen is not None:
+        meta = bytes(body[pos + 4 : pos + 4 + mlen])
+        pos += 4 + mlen
     crcs = list(struct.unpack(f"<{n_blocks}I", body[pos : pos + 4 * n_blocks]))
     return Header(
         shape=shape,
@@ -281,6 +307,7 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
         order=order,
         grouping=grouping,
         affine=affine,
+        meta=meta,
         payload_len=payload_len,
         block_size=block_size,
         block_crcs=crcs,

@@ -37,6 +37,7 @@ class EncodeReport:
     lossless: bool
     float_step: float | None
     float_max_error: float | None
+    dicom_attributes: str = ""  # "kept" / "not kept (reason)" for DICOM input, else ""
 
     @property
     def bpv(self) -> float:
@@ -103,6 +104,17 @@ def check_output(path: Path, inputs: Sequence[Path], what: str = "output") -> Pa
         raise WdrError(str(exc)) from None
 
 
+def check_output_folder(path: Path, inputs: Sequence[Path], what: str = "output folder") -> Path:
+    """The shared output-folder rule, raised as :class:`WdrError`."""
+    from medshared.errors import MedsharedError
+    from medshared.io.outputs import check_output_folder as check
+
+    try:
+        return check(path, (), inputs, what=what)
+    except MedsharedError as exc:
+        raise WdrError(str(exc)) from None
+
+
 def read_wdr(path: Path) -> bytes:
     """The bytes of a ``.wdr`` file (checked to be a readable regular file first)."""
     check_input(path)
@@ -140,7 +152,13 @@ def encode_file(inp: Path, out: Path, config: EncodeConfig) -> EncodeReport:
     check_output(out, [inp])
     vol = read_volume(inp)
     array, kw = volume_layout(vol)
-    res = encode_full(array, config, name=str(inp), **kw)
+    note, meta = "", None
+    if getattr(vol, "source", "") == "dicom" and getattr(vol, "image", None) is not None:
+        from wdrcodec.dicom import series_attributes
+
+        meta = series_attributes(vol.image)
+        note = "kept" if meta is not None else "not kept (multi-frame or 4D series)"
+    res = encode_full(array, config, name=str(inp), metadata=meta, **kw)
     atomic_write_bytes(out, res.data)
     return EncodeReport(
         str(inp),
@@ -152,23 +170,45 @@ def encode_file(inp: Path, out: Path, config: EncodeConfig) -> EncodeReport:
         config.lossless,
         res.float_step,
         res.float_max_error,
+        note,
     )
 
 
 def decode_file(
-    inp: Path, out: Path, limits: DecodeConfig, *, trust_tail: bool = False
+    inp: Path, out: Path, limits: DecodeConfig, *, trust_tail: bool = False, dicom: bool = False
 ) -> DecodeReport:
-    """Decode the ``.wdr`` file ``inp`` (or a ``limits.bpv`` prefix) to ``out`` (NIfTI/.npy)."""
+    """Decode the ``.wdr`` file ``inp`` (or a ``limits.bpv`` prefix) to ``out`` (NIfTI/.npy;
+    with ``dicom`` a folder receiving a DICOM series, see :mod:`wdrcodec.dicom`)."""
     from wdrcodec.codec import decode_full
     from wdrcodec.io import write_output
 
     inp, out = Path(inp), Path(out)
     check_input(inp)
-    check_output(out, [inp])
-    if not str(out).lower().endswith(VOLUME_SUFFIXES):
-        raise WdrError(f"{out}: unsupported output (use .nii, .nii.gz or .npy)")
-    res = decode_full(read_wdr(inp), name=str(inp), limits=limits, trust_tail=trust_tail)
-    write_output(out, res.array, res.header)
+    if dicom:
+        check_output_folder(out, [inp])
+    else:
+        check_output(out, [inp])
+        if not str(out).lower().endswith(VOLUME_SUFFIXES):
+            raise WdrError(f"{out}: unsupported output (use .nii, .nii.gz, .npy or --format dicom)")
+    data = read_wdr(inp)
+    res = decode_full(data, name=str(inp), limits=limits, trust_tail=trust_tail)
+    if dicom:
+        from wdrcodec.dicom import parse_attributes, write_series
+
+        slices = parse_attributes(res.header.meta, str(inp))
+        if slices is None:
+            raise WdrError(
+                f"{inp}: keeps no DICOM attributes (not encoded from a single-frame DICOM "
+                "series); decode to .nii.gz or .npy instead"
+            )
+        exact = res.header.lossless and res.complete and not res.truncated
+        exact = exact and not res.header.dtype.startswith("float")
+        nbytes = res.array.size * res.array.dtype.itemsize
+        write_series(
+            out, res.array, slices, exact=exact, ratio=nbytes / res.bytes_used, inputs=(inp,)
+        )
+    else:
+        write_output(out, res.array, res.header)
     return DecodeReport(
         str(inp),
         str(out),
@@ -222,7 +262,8 @@ def output_name(inp: Path, suffix: str) -> str:
 
 
 def plan_outputs(inputs: Sequence[Path], out_dir: Path, suffix: str) -> list[Path]:
-    """Output path of every input in ``out_dir``; refuses clashes and unsafe paths up front."""
+    """Output path of every input in ``out_dir`` (``suffix`` ``""``: a folder per input);
+    refuses clashes and unsafe paths up front."""
     if not out_dir.is_dir():
         raise WdrError(f"--out-dir {out_dir}: not an existing folder")
     outs = [out_dir / output_name(p, suffix) for p in inputs]
@@ -231,7 +272,10 @@ def plan_outputs(inputs: Sequence[Path], out_dir: Path, suffix: str) -> list[Pat
         if out in seen:
             raise WdrError(f"--out-dir: {seen[out]} and {inp} would both be written to {out}")
         seen[out] = inp
-        check_output(out, list(inputs), what="output")
+        if suffix:
+            check_output(out, list(inputs), what="output")
+        else:
+            check_output_folder(out, list(inputs))
     return outs
 
 
