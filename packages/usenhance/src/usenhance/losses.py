@@ -30,9 +30,14 @@ __all__ = [
 ]
 
 
+def _full(x: torch.Tensor) -> torch.Tensor:
+    """Half/bfloat16 (autocast) -> float32; float32/64 unchanged."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def lsgan_loss(scores: torch.Tensor, target: float) -> torch.Tensor:
     """Least-squares GAN loss ``mean((scores - target)^2)`` (Mao et al. 2017)."""
-    return torch.mean((scores.float() - float(target)) ** 2)
+    return torch.mean((_full(scores) - float(target)) ** 2)
 
 
 class LSGANLoss(nn.Module):
@@ -44,7 +49,7 @@ class LSGANLoss(nn.Module):
 
 def cycle_l1(x: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
     """Mean absolute error between an image and its round trip (or its paired target)."""
-    return torch.mean(torch.abs(x.float() - reconstructed.float()))
+    return torch.mean(torch.abs(_full(x) - _full(reconstructed)))
 
 
 def real_label(mean_real_scores: list[float], threshold: float = 0.9, smooth: float = 0.9) -> float:

@@ -165,8 +165,13 @@ def train(data: str | Path | TrainingData, out_dir: str | Path, cfg: TrainConfig
             "lower --net-num-downs or raise --crop"
         )
     with launch(device=device, seed=cfg.seed) as rt:
-        run = RunFolder(out_dir, config_to_dict(cfg), resume=resume, is_main=rt.is_main,
-                        allow_changes=("epochs", "max_steps"))
+        # non-main ranks check the folder before rank 0 writes config.json into it (else
+        # they would find "a run already here"); rank 0 creates it after the barrier
+        make_run = lambda: RunFolder(out_dir, config_to_dict(cfg), resume=resume,  # noqa: E731
+                                     is_main=rt.is_main, allow_changes=("epochs", "max_steps"))
+        run = None if rt.is_main else make_run()
+        rt.barrier()
+        run = make_run() if rt.is_main else run
         td = data if isinstance(data, TrainingData) else load_training_data(data, cfg)
         if not td.paired and cfg.model != "cyclegan":
             raise UsenhanceError(f"{cfg.model} needs paired data")
