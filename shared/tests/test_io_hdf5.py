@@ -135,6 +135,7 @@ def test_open_hdf5_reads_frame_by_frame_without_loading_the_dataset(tmp_path, mo
             np.testing.assert_array_equal(ds[t], u[t])
         np.testing.assert_array_equal(ds[2, 1:4, ..., ::3], u[2, 1:4, ..., ::3])
         np.testing.assert_array_equal(ds[[0, 5], 0, 0], u[[0, 5], 0, 0])
+        np.testing.assert_array_equal(np.asarray(h["mask/seg"]), u[0] > 0)
         with pytest.raises(AllocationError, match=r"flow\.h5:u: selection needs"):
             ds.read()
         with pytest.raises(MedsharedError, match=r"flow\.h5:u: bad index"):

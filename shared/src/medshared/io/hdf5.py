@@ -133,6 +133,10 @@ class Hdf5Dataset:
         """The whole dataset (checked against the available memory first)."""
         return self[()] if not self.shape else self[...]
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.read()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
 
 class Hdf5File:
     """An HDF5 file opened for lazy reading; use as a context manager (see :func:`open_hdf5`).
