@@ -72,8 +72,9 @@ def filtered_slabs(
     arrays : sequence of np.ndarray
         Images of equal shape (any dtype); the slab axis is axis 0.
     products : callable
-        Maps the float64 slabs (with halo) of ``arrays`` to the list of images to filter
-        (e.g. ``x, y, x*x, y*y, x*y``).
+        Maps the float64 slabs (with halo) of ``arrays`` to a list of zero-argument callables,
+        each making one image to filter (e.g. ``x, y, x*x, y*y, x*y``); they are called
+        lazily, one per worker thread.
     filter1d : callable
         ``filter1d(a, axis) -> a filtered along axis`` (a 1D pass of a separable filter).
     radius : int
@@ -97,13 +98,17 @@ def filtered_slabs(
         data = [as_float_slab(a, s0, s1) for a in arrays]
         lo, hi = z0 - s0, z1 - s0
 
-        def full(a: np.ndarray, lo: int = lo, hi: int = hi) -> np.ndarray:
-            out = filter1d(a, 0)[lo:hi]
+        def full(
+            make: Callable[[], np.ndarray], lo: int = lo, hi: int = hi
+        ) -> np.ndarray:
+            out = filter1d(make(), 0)[lo:hi]
             for axis in range(1, ndim):
                 out = filter1d(out, axis)
             return out
 
-        filtered = map_filter(full, products(data))
+        # Each product is made inside its worker, so only as many full-halo temporaries exist
+        # at once as there are threads.
+        filtered = map_filter(full, products(data), size=data[0].size)
         yield z0, z1, [d[lo:hi] for d in data], filtered
 
 

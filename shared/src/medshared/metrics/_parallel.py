@@ -9,19 +9,26 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
 # Below this many voxels, thread start-up costs more than it saves.
 _MIN_PARALLEL_SIZE = 1 << 16
 
+T = TypeVar("T")
+
 
 def map_filter(
-    fn: Callable[[np.ndarray], np.ndarray], arrays: Sequence[np.ndarray]
+    fn: Callable[[T], np.ndarray], items: Sequence[T], size: int | None = None
 ) -> list[np.ndarray]:
-    """Apply ``fn`` to each array, in threads when the arrays are large and cores are available."""
-    workers = min(len(arrays), os.cpu_count() or 1)
-    if workers <= 1 or arrays[0].size < _MIN_PARALLEL_SIZE:
-        return [fn(a) for a in arrays]
+    """Apply ``fn`` to each item, in threads when the work is large and cores are available.
+
+    ``size`` is the voxel count of one item's work (default ``items[0].size``, for arrays).
+    """
+    workers = min(len(items), os.cpu_count() or 1)
+    work = size if size is not None else int(getattr(items[0], "size", 0))
+    if workers <= 1 or work < _MIN_PARALLEL_SIZE:
+        return [fn(a) for a in items]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, arrays))
+        return list(pool.map(fn, items))

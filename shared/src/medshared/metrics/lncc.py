@@ -77,7 +77,7 @@ def lncc(
 
     def products(d: list[np.ndarray]) -> list[np.ndarray]:
         x, y = d
-        return [x, y, x * x, y * y, x * y]
+        return [lambda: x, lambda: y, lambda: x * x, lambda: y * y, lambda: x * y]
 
     n = x_all.shape[0]
     sums = np.zeros(n, dtype=np.float64)

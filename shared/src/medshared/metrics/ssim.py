@@ -23,7 +23,7 @@ def _blur1d(a: np.ndarray, axis: int) -> np.ndarray:
 
 def _products(d: list[np.ndarray]) -> list[np.ndarray]:
     x, y = d
-    return [x, y, x * x, y * y, x * y]
+    return [lambda: x, lambda: y, lambda: x * x, lambda: y * y, lambda: x * y]
 
 
 def _map_slabs(
@@ -35,12 +35,26 @@ def _map_slabs(
     for z0, z1, _, (mu_x, mu_y, xx, yy, xy) in filtered_slabs(
         [ref, test], _products, _blur1d, RADIUS, chunk
     ):
+        # num = (2 mu_x mu_y + C1)(2 cov + C2), den = (mu_x^2 + mu_y^2 + C1)(var_x + var_y + C2),
+        # evaluated in place to keep the slab's temporaries few.
         mxy = mu_x * mu_y
-        mxx = mu_x * mu_x
-        myy = mu_y * mu_y
-        num = (2 * mxy + c1) * (2 * (xy - mxy) + c2)
-        den = (mxx + myy + c1) * ((xx - mxx) + (yy - myy) + c2)
-        yield z0, z1, num / den
+        np.multiply(mu_x, mu_x, out=mu_x)  # mu_x^2
+        np.multiply(mu_y, mu_y, out=mu_y)  # mu_y^2
+        np.subtract(xy, mxy, out=xy)  # cov
+        np.subtract(xx, mu_x, out=xx)  # var_x
+        np.subtract(yy, mu_y, out=yy)  # var_y
+        num = np.multiply(mxy, 2.0, out=mxy)
+        num += c1
+        xy *= 2.0
+        xy += c2
+        num *= xy
+        den = np.add(mu_x, mu_y, out=mu_x)
+        den += c1
+        xx += yy
+        xx += c2
+        den *= xx
+        num /= den
+        yield z0, z1, num
 
 
 def _prepare(
