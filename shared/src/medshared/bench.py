@@ -2,8 +2,11 @@
 
 Runs both the medshared function and its reference on the same 256x256x64 volume in the same
 process and prints the median times and their ratio (reference time / medshared time, so > 1
-means medshared is faster). scikit-image is needed for the SSIM reference (``pip install
-scikit-image``); without it that row is skipped.
+means medshared is faster), and the peak memory each call allocates on top of its inputs
+(``tracemalloc``, which sees numpy's buffers; measured in a separate, untimed call). medshared's
+SSIM works slab by slab, so its peak stays bounded while the reference's grows with the volume.
+scikit-image is needed for the SSIM reference (``pip install scikit-image``); without it that
+row is skipped.
 
 Usage: ``medshared bench [--repeats N]`` or ``python -m medshared.bench``.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +24,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from medshared.metrics import hausdorff95, ssim
+from medshared.runner import positive_int
 
 SHAPE = (64, 256, 256)  # (Z, Y, X)
 
@@ -33,6 +38,8 @@ class BenchRow:
     reference: str
     reference_s: float
     agreement: str
+    ours_peak_mib: float = float("nan")
+    reference_peak_mib: float = float("nan")
 
     @property
     def speedup(self) -> float:
@@ -46,6 +53,19 @@ def _median_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]
         result = fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times)), result
+
+
+def _peak_mib(fn: Callable[[], object]) -> float:
+    """Peak MiB allocated (numpy buffers included) while ``fn`` runs."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return (peak - base) / 2**20
 
 
 def make_volumes(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +115,21 @@ def run(repeats: int = 3, seed: int = 0) -> list[BenchRow]:
             ),
             repeats,
         )
-        rows.append(BenchRow("ssim", ours_t, "skimage", ref_t, f"|diff| {abs(ours_v - ref_v):.1e}"))
+        def ours_fn():
+            return ssim(ref, test, data_range=data_range)
+
+        def ref_fn():
+            return structural_similarity(
+                ref, test, data_range=data_range, gaussian_weights=True, sigma=1.5,
+                use_sample_covariance=False,
+            )
+
+        rows.append(
+            BenchRow(
+                "ssim", ours_t, "skimage", ref_t, f"|diff| {abs(ours_v - ref_v):.1e}",
+                _peak_mib(ours_fn), _peak_mib(ref_fn),
+            )
+        )
     zz, yy, xx = np.indices(SHAPE)
     a = (zz - 32) ** 2 + (yy - 128) ** 2 + (xx - 128) ** 2 <= 20**2
     b = (zz - 33) ** 2 + (yy - 131) ** 2 + (xx - 126) ** 2 <= 22**2
@@ -112,22 +146,32 @@ def format_rows(rows: list[BenchRow]) -> str:
     """Plain-text table of the benchmark rows."""
     lines = [
         f"volume {SHAPE[2]}x{SHAPE[1]}x{SHAPE[0]} (X x Y x Z), float64",
-        f"{'metric':<12} {'medshared s':>12} {'reference':<24} {'ref s':>8} {'ratio':>7}  agreement",
+        f"{'metric':<12} {'medshared s':>12} {'reference':<24} {'ref s':>8} {'ratio':>7}  "
+        f"{'peak MiB (ours/ref)':>20}  agreement",
     ]
     for r in rows:
+        peak = (
+            f"{r.ours_peak_mib:.0f} / {r.reference_peak_mib:.0f}"
+            if r.ours_peak_mib == r.ours_peak_mib
+            else "-"
+        )
         lines.append(
             f"{r.name:<12} {r.ours_s:>12.3f} {r.reference:<24} {r.reference_s:>8.3f} "
-            f"{r.speedup:>6.2f}x  {r.agreement}"
+            f"{r.speedup:>6.2f}x  {peak:>20}  {r.agreement}"
         )
     lines.append("ratio = reference time / medshared time (> 1: medshared faster)")
+    lines.append("peak MiB = memory allocated during one call beyond its inputs (tracemalloc)")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medshared bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per function (median)")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=3,
+        help="timed runs per function, the median is reported (count, default 3)",
+    )
     args = parser.parse_args(argv)
-    print(format_rows(run(repeats=max(1, args.repeats))))
+    print(format_rows(run(repeats=args.repeats)))
     return 0
 
 
