@@ -385,3 +385,20 @@ def test_unreadable_input_is_a_permission_error(tmp_path: Path) -> None:
             check_input_file(f, (".npy",), ".npy")
     finally:
         f.chmod(0o644)
+
+
+def test_output_set_with_sub_folders(tmp_path: Path) -> None:
+    target = tmp_path / "dataset"
+    with output_set(target) as stage:
+        (stage / "train").mkdir()
+        (stage / "train" / "0.h5").write_bytes(b"x")
+    assert _tree(target) == {"train/0.h5": b"x"}
+    with pytest.raises(MedsharedError, match="never merged"), output_set(target) as stage:
+        (stage / "train").mkdir()
+        (stage / "new.txt").write_text("n")
+    assert _tree(target) == {"train/0.h5": b"x"}
+    with output_set(target) as stage:
+        (stage / "val").mkdir()
+        (stage / "val" / "1.h5").write_bytes(b"y")
+    assert _tree(target) == {"train/0.h5": b"x", "val/1.h5": b"y"}
+    assert sorted(p.name for p in target.iterdir()) == ["train", "val"]

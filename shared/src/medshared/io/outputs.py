@@ -256,12 +256,14 @@ def _commit_into_existing(stage: Path, out: Path, ids: Sequence) -> None:
     # Validate every target first (the tree may have changed while the work ran).
     for name in entries:
         target = out / name
-        _check_target(target, _label("output", target), ids)
-        if (stage / name).is_dir() and not stage.joinpath(name).is_symlink():
+        if (stage / name).is_dir() and not (stage / name).is_symlink():
             if os.path.lexists(target):
                 raise MedsharedError(
-                    f"output {target}: already exists; a folder result cannot replace it"
+                    f"output {target}: already exists; a folder of results is never merged "
+                    "into or replaces an existing one; remove it or choose another --out"
                 )
+            continue
+        _check_target(target, _label("output", target), ids)
     backup = stage / ".backup"
     backup.mkdir()
     moved: list[str] = []  # names now holding the new result
