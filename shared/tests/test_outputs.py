@@ -402,3 +402,22 @@ def test_output_set_with_sub_folders(tmp_path: Path) -> None:
         (stage / "val" / "1.h5").write_bytes(b"y")
     assert _tree(target) == {"train/0.h5": b"x", "val/1.h5": b"y"}
     assert sorted(p.name for p in target.iterdir()) == ["train", "val"]
+
+
+def test_sockets_are_refused_as_input_and_output() -> None:
+    import socket
+    import tempfile
+
+    from medshared.io._checks import check_input_file
+
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:  # short path: AF_UNIX limit
+        path = Path(tmp) / "s.npy"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(str(path))
+            with pytest.raises(MedsharedError, match="is a socket, not a regular file"):
+                check_input_file(path, (".npy",), ".npy")
+            with pytest.raises(MedsharedError, match="is a socket, not a regular file"):
+                check_output_path(path)
+        finally:
+            sock.close()
