@@ -55,6 +55,8 @@ def test_write_image_round_trips_record_and_array(tmp_path):
     assert b.spacing == pytest.approx(a.spacing) and b.dt == pytest.approx(a.dt)
     write_image(out, a, dt=0.5)  # overrides
     assert read_image(out).dt == pytest.approx(0.5)
+    write_image(out, data)  # a series without a known frame interval stays without one
+    assert read_image(out).dt is None
 
 
 def test_read_image_dispatch_and_unsupported(tmp_path):

@@ -201,7 +201,8 @@ def write_image(
         Voxel sizes in mm written to ``pixdim``; default the image's, else the affine's column
         norms.
     dt : float, optional
-        Frame interval in seconds for a series (``pixdim[4]``); default the image's.
+        Frame interval in seconds for a series (``pixdim[4]``); default the image's. An unknown
+        interval is written as 0 (read back as ``dt=None``).
     header : nibabel header, optional
         Template header; default the image's NIfTI header, if it has one.
     """
@@ -223,6 +224,6 @@ def write_image(
     if spacing is None and affine.shape == (4, 4):
         spacing = tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
     zooms: tuple[float, ...] = tuple(float(s) for s in spacing)[: min(data.ndim, 3)]
-    if data.ndim >= 4 and dt is not None:
-        zooms = zooms + (float(dt),)
+    if data.ndim >= 4:
+        zooms = zooms + (float(dt) if dt is not None else 0.0,)  # 0: frame interval unknown
     write_nifti(path, data, affine, zooms=zooms, header=header)

@@ -89,7 +89,7 @@ def _spacing_dt(
         raw = float(pixdim[4])
         if np.isfinite(raw) and raw > 0:
             dt = raw * t
-        else:
+        elif raw != 0:  # 0 is the usual "unknown"
             notes.append(f"pixdim[4] = {raw} is not a frame interval; dt unknown")
     return (spacing[0], spacing[1], spacing[2]), dt
 
