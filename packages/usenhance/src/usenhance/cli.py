@@ -191,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_evaluate)
 
     b = sub.add_parser("bench", help="inference and training-iteration timings vs the reference code")
-    b.add_argument("--repeats", type=_int_range("--repeats", 1, 100), default=2,
-                   help="timed repeats per measurement (count) (default: 2)")
+    b.add_argument("--repeats", type=_int_range("--repeats", 1, 100), default=1,
+                   help="timed repeats per measurement (count) (default: 1)")
     b.add_argument("--threads", type=_int_range("--threads", 1), default=2,
                    help="CPU threads (count) (default: 2, as the anchor)")
     b.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
