@@ -184,3 +184,19 @@ def test_demo_summary(tmp_path, capsys):
     assert len(detail) == 2 and len(detail[0]["paper_check"]) == 6
     psnr3d = next(r for r in rows if r["method"] == "3D-WDR" and "dipy" in r["case"])
     assert psnr3d["value"] > 47.6
+
+
+def test_eval_pictures(tmp_path, smooth_volume, capsys):
+    mpl_image = pytest.importorskip("matplotlib.image")
+    src = tmp_path / "v.npy"
+    np.save(src, smooth_volume)
+    plot, strip = tmp_path / "rd.png", tmp_path / "strip.png"
+    argv = ["eval", str(src), "--bpv", "0.5,1,2", "--modes", "3d,2d", "--no-lossless"]
+    assert main([*argv, "--plot", str(plot), "--strip", str(strip), "--strip-bpv", "1"]) == 0
+    for p in (plot, strip):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        img = mpl_image.imread(p)
+        assert img.shape[0] > 200 and img.shape[1] > 500 and img.std() > 0.01
+    capsys.readouterr()
+    assert main([*argv, "--plot", str(tmp_path / "no" / "x.png")]) == 2
+    assert "--plot" in capsys.readouterr().err

@@ -69,6 +69,13 @@ def _psnr(ref: np.ndarray, test: np.ndarray) -> float:
     return psnr(ref, test, data_range=float(ref.max()) - float(ref.min()) or 1.0)
 
 
+def _ssim(ref: np.ndarray, test: np.ndarray) -> float:
+    """SSIM at the reference's data range, through :func:`medshared.metrics.ssim`."""
+    from medshared.metrics import ssim
+
+    return float(ssim(ref, test, data_range=float(ref.max()) - float(ref.min()) or 1.0))
+
+
 def _to_dtype(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x), ref.min(), ref.max()).astype(ref.dtype)
 
@@ -81,19 +88,21 @@ def _j2k_decode(ic, blobs: list[bytes], shape) -> np.ndarray:
     return np.stack([ic.jpeg2k_decode(b, numthreads=1) for b in blobs]).reshape(shape)
 
 
-def j2k_curve(ic, vol: np.ndarray, levels) -> list[tuple[float, float]]:
-    """``[(bpv, psnr)]`` of slice-by-slice J2K over quality ``levels`` (sorted by rate)."""
+def j2k_curve(ic, vol: np.ndarray, levels, with_ssim: bool = False) -> list[tuple]:
+    """``[(bpv, psnr)]`` (``with_ssim``: ``(bpv, psnr, ssim)``) of slice-by-slice J2K over
+    quality ``levels``, sorted by rate."""
     pts = []
     for lv in levels:
         blobs = _j2k(ic, vol, lv)
         dec = _j2k_decode(ic, blobs, vol.shape)
-        pts.append((sum(len(b) for b in blobs) * 8 / vol.size, _psnr(vol, dec)))
+        pt = (sum(len(b) for b in blobs) * 8 / vol.size, _psnr(vol, dec))
+        pts.append((*pt, _ssim(vol, dec)) if with_ssim else pt)
     return sorted(pts)
 
 
 def interpolate(curve: list[tuple[float, float]], rate: float) -> float:
     """PSNR at ``rate`` by linear interpolation in ``log(rate)``; NaN outside the curve."""
-    for (r0, p0), (r1, p1) in zip(curve, curve[1:]):
+    for (r0, p0, *_), (r1, p1, *_) in zip(curve, curve[1:]):
         if r0 <= rate <= r1 and r1 > r0:
             w = (math.log(rate) - math.log(r0)) / (math.log(r1) - math.log(r0))
             return p0 + w * (p1 - p0)
@@ -134,9 +143,9 @@ def _best_time(fn, repeat: int = 3) -> tuple[float, object]:
     return best, out
 
 
-def rd_table(ic, rates: list[float], has_sperr: bool) -> list[dict]:
+def rd_table(ic, rates: list[float], has_sperr: bool, plots: Path | None = None) -> list[dict]:
     """Rate-distortion of WDR 3D/2D/MCPD, J2K (interpolated at WDR's rate) and SPERR-3D on the
-    two built-in real volumes."""
+    two built-in real volumes; with ``plots`` one PNG of PSNR/SSIM curves per volume there."""
     print("Rate-distortion, PSNR at the true data range (dB); J2K interpolated at WDR's rate")
     print(
         f"{'volume':<22}{'bpv':>6}{'WDR-3D':>8}{'WDR-2D':>8}{'MCPD':>8}{'J2K':>8}"
@@ -145,16 +154,25 @@ def rd_table(ic, rates: list[float], has_sperr: bool) -> list[dict]:
     out = []
     for sample in (dipy_s0(), nibabel_example4d()):
         vol = sample.array
-        curve = j2k_curve(ic, vol, range(30, 100, 2))
+        curve = j2k_curve(ic, vol, range(30, 100, 2), with_ssim=plots is not None)
+        pics: dict[str, list] = {"WDR-3D": [], "WDR-2D": [], "WDR-MCPD": [], "SPERR-3D": []}
         for bpv in rates:
             row = {"volume": sample.name, "target_bpv": bpv}
             for mode in ("3d", "2d", "mcpd"):
                 blob = encode(vol, bpv=bpv, mode=mode)
-                row[f"wdr_{mode}"] = _psnr(vol, decode(blob))
+                dec = decode(blob)
+                row[f"wdr_{mode}"] = _psnr(vol, dec)
                 row[f"wdr_{mode}_bpv"] = len(blob) * 8 / vol.size
+                if plots is not None:
+                    key = {"3d": "WDR-3D", "2d": "WDR-2D", "mcpd": "WDR-MCPD"}[mode]
+                    pics[key].append((row[f"wdr_{mode}_bpv"], row[f"wdr_{mode}"], _ssim(vol, dec)))
             row["j2k"] = interpolate(curve, row["wdr_3d_bpv"])
             nan = float("nan")
             row["sperr_bpv"], row["sperr"] = sperr_point(ic, vol, bpv) if has_sperr else (nan, nan)
+            if plots is not None and has_sperr:
+                blob = ic.sperr_encode(vol.astype(np.float64), level=bpv, mode="bpp", numthreads=1)
+                dec = _to_dtype(ic.sperr_decode(blob, numthreads=1).reshape(vol.shape), vol)
+                pics["SPERR-3D"].append((row["sperr_bpv"], row["sperr"], _ssim(vol, dec)))
             out.append(row)
             print(
                 f"{sample.name:<22}{row['wdr_3d_bpv']:>6.3f}{row['wdr_3d']:>8.2f}"
@@ -162,6 +180,14 @@ def rd_table(ic, rates: list[float], has_sperr: bool) -> list[dict]:
                 f"{row['sperr']:>8.2f}{row['sperr_bpv']:>7.3f}{row['wdr_3d'] - row['j2k']:>+7.2f}"
                 f"{row['wdr_3d'] - row['sperr']:>+8.2f}"
             )
+        if plots is not None:
+            from wdrcodec.plots import rd_figure
+
+            lo, hi = min(rates) / 1.5, max(rates) * 1.5
+            pics["J2K (OpenJPEG)"] = [p for p in curve if lo <= p[0] <= hi]
+            name = sample.name.split()[-1].replace("[", "_").replace("]", "")
+            path = rd_figure(pics, Path(plots) / f"rd_{name}.png", sample.name)
+            print(f"  wrote {path}")
     return out
 
 
@@ -293,8 +319,9 @@ def startup(repeat: int = 3) -> dict:
     return res
 
 
-def run_bench(quick: bool = False, json_path: Path | None = None) -> int:
-    """Run the benchmark, print the tables and optionally write JSON. Returns 0."""
+def run_bench(quick: bool = False, json_path: Path | None = None, plots: Path | None = None) -> int:
+    """Run the benchmark, print the tables, optionally write JSON and (``plots``, a folder)
+    rate-distortion PNGs. Returns 0."""
     ic = _imagecodecs()
     has_sperr = _has(ic, "SPERR")
     ensure_compiled()
@@ -305,7 +332,7 @@ def run_bench(quick: bool = False, json_path: Path | None = None) -> int:
         "noisy": noisy_volume(shape),
         "real": real_tiled_volume(shape),
     }
-    results: dict = {"rd": rd_table(ic, rates, has_sperr)}
+    results: dict = {"rd": rd_table(ic, rates, has_sperr, plots)}
     results["speed"] = speed_table(ic, volumes, rates, has_sperr, repeat=2 if quick else 3)
     lossless_vols = {
         "dipy S0_10slices": dipy_s0().array,

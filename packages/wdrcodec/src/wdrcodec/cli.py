@@ -134,6 +134,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--no-lossless", action="store_true", help="skip the lossless row")
     ev.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="write PSNR and SSIM against bpv per mode as a PNG (default: none)",
+    )
+    ev.add_argument(
+        "--strip",
+        type=Path,
+        default=None,
+        help="write a slice strip (original, decoded, error) as a PNG (default: none)",
+    )
+    ev.add_argument(
+        "--strip-bpv",
+        type=_rates,
+        default=[0.5],
+        help="rate of the strip's decode (bits/voxel; default: 0.5)",
+    )
+    ev.add_argument(
         "--json", type=Path, default=None, help="also write the rows as JSON (default: none)"
     )
     add_config_arguments(
@@ -145,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="smaller volumes, fewer rates")
     bench.add_argument(
         "--json", type=Path, default=None, help="also write results as JSON (default: none)"
+    )
+    bench.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        help="existing folder for rate-distortion PNGs (PSNR/SSIM vs bpv, WDR and each anchor; "
+        "default: none)",
     )
     bench.set_defaults(func=cmd_bench)
 
@@ -326,8 +351,11 @@ def cmd_eval(args) -> int:
     from wdrcodec.files import check_input, check_output, volume_layout
 
     check_input(args.input, folder_ok=True)
-    if args.json is not None:
-        check_output(args.json, [args.input], what="--json")
+    for opt in ("json", "plot", "strip"):
+        if getattr(args, opt) is not None:
+            check_output(getattr(args, opt), [args.input], what=f"--{opt}")
+    if len(args.strip_bpv) != 1:
+        raise WdrError("--strip-bpv: give one rate")
     options = {f: getattr(args, f) for f in CODING_FIELDS if f != "mode" and hasattr(args, f)}
     EncodeConfig(lossless=True, **options)  # validate before any work
     from wdrcodec.evaluate import evaluate, format_table
@@ -338,6 +366,20 @@ def cmd_eval(args) -> int:
     kw.pop("affine", None)
     rows = evaluate(array, args.bpv, args.modes, lossless=not args.no_lossless, **kw, **options)
     print(format_table(rows, f"{args.input} {vol.array.shape} {vol.array.dtype}"))
+    if args.plot is not None or args.strip is not None:
+        from wdrcodec.evaluate import pictures
+
+        for path in pictures(
+            array,
+            rows,
+            kw,
+            options,
+            args.plot,
+            args.strip,
+            args.strip_bpv[0],
+            title=str(args.input),
+        ):
+            print(f"wrote {path}")
     if args.json:
         from medshared.io import atomic_write_text
 
@@ -350,9 +392,11 @@ def cmd_bench(args) -> int:
         from wdrcodec.files import check_output
 
         check_output(args.json, [], what="--json")
+    if args.plots is not None and not args.plots.is_dir():
+        raise WdrError(f"--plots {args.plots}: not an existing folder")
     from wdrcodec.bench import run_bench
 
-    return run_bench(quick=args.quick, json_path=args.json)
+    return run_bench(quick=args.quick, json_path=args.json, plots=args.plots)
 
 
 def cmd_demo(args) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -144,3 +145,36 @@ def format_table(rows: list[RateResult], title: str = "") -> str:
             f"SSIM data_range = {rows[0].ssim_data_range:g}"
         )
     return "\n".join(lines)
+
+
+def pictures(
+    array: np.ndarray,
+    rows: list[RateResult],
+    axes: dict,
+    options: dict,
+    plot: Path | None,
+    strip: Path | None,
+    strip_bpv: float,
+    title: str = "",
+) -> list[Path]:
+    """Write the rate-distortion PNG of ``rows`` (``plot``) and a slice strip of the 3D mode at
+    ``strip_bpv`` (``strip``: the middle slice along the slice axis). Returns the paths."""
+    from wdrcodec.codec import axis_order
+    from wdrcodec.plots import rd_figure, slice_strip
+
+    out = []
+    if plot is not None:
+        curves: dict[str, list] = {}
+        for r in rows:
+            if not math.isinf(r.target_bpv):
+                curves.setdefault(f"WDR-{r.mode}", []).append((r.bpv, r.psnr_range, r.ssim))
+        out.append(rd_figure(curves, plot, title))
+    if strip is not None:
+        slice_axis, time_axis = axes.get("slice_axis"), axes.get("time_axis")
+        dec = decode(encode(array, bpv=strip_bpv, **axes, **options))
+        order = axis_order(array.ndim, slice_axis, time_axis)
+        ref4 = array.transpose(order).reshape((-1,) + array.transpose(order).shape[-2:])
+        dec4 = dec.transpose(order).reshape(ref4.shape)
+        k = ref4.shape[0] // 2
+        out.append(slice_strip(ref4[k], dec4[k], strip, f"{title} at {strip_bpv:g} bpv, slice {k}"))
+    return out
