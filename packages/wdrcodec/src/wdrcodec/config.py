@@ -104,8 +104,8 @@ class EncodeConfig:
     float_step: float | None = field(
         default=None,
         metadata={
-            "help": "quantisation step of float input (input units; default: robust "
-            "range / 65535, see README)",
+            "help": "quantisation step of float input (input units; none: the robust "
+            "1st-99th percentile range / 65535)",
             "gt": 0.0,
         },
     )
