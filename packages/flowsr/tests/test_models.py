@@ -80,3 +80,22 @@ def test_gradcheck_loss_and_shuffle():
     assert torch.autograd.gradcheck(lambda a, b: surfr_loss(a, t, cfd, b, sg, 0.3).total, (v, lg))
     x = torch.randn(1, 8, 2, 2, 1, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a: pixel_shuffle_3d(a, 2), (x,))
+
+
+def test_velocity_heads_are_independent():
+    from flowsr.models.surfrnet import VelocityHeads
+
+    torch.manual_seed(0)
+    heads = VelocityHeads(4)
+    x = torch.randn(1, 4, 5, 5, 5)
+    h = torch.relu(heads.first(x))
+    # output k depends only on block k of the hidden channels
+    for k in range(3):
+        h2 = h.clone()
+        h2[:, [j for j in range(12) if j // 4 != k]] = torch.randn(1, 8, 5, 5, 5)
+        out = torch.nn.functional.conv3d(h2, heads.second.weight * heads.block_mask,
+                                         heads.second.bias, padding=1)
+        ref = torch.nn.functional.conv3d(h, heads.second.weight * heads.block_mask,
+                                         heads.second.bias, padding=1)
+        torch.testing.assert_close(out[:, k], ref[:, k])
+        assert not torch.allclose(out[:, (k + 1) % 3], ref[:, (k + 1) % 3])

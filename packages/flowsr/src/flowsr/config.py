@@ -74,6 +74,10 @@ class ModelConfig:
     reduction: int = _f(16, "channel-attention reduction ratio", 1, 1024)
     use_wmf: bool = _f(True, "feed the WMF map as a 4th input channel")
     segmentation: bool = _f(True, "add the segmentation head")
+    interp_skip: bool = _f(
+        False, "add the trilinear upsampling of the input velocity to the velocity heads "
+        "(not in the paper; off = paper architecture)"
+    )
 
 
 @dataclass(frozen=True)

@@ -165,11 +165,12 @@ def predict_series(
         wmf = wmf_feature(velocity, "predict")
     x = network_inputs(velocity, scale, wmf, use_wmf)
     dev = torch.device(device)
-    model = model.to(dev).eval()
+    model = model.to(dev, memory_format=torch.channels_last_3d).eval()
 
     def forward(batch: np.ndarray):  # noqa: ANN202
         with torch.inference_mode():
-            out = model(torch.from_numpy(batch).to(dev))
+            xb = torch.from_numpy(batch).to(dev).contiguous(memory_format=torch.channels_last_3d)
+            out = model(xb)
         prob = out.probability
         return out.velocity.float().cpu().numpy(), (
             None if prob is None else prob.float().cpu().numpy()

@@ -91,6 +91,8 @@ def train(
     """
     import torch
 
+    from flowsr.losses import surfr_loss
+    from flowsr.models import build_model
     from medshared.training import (
         RunFolder,
         config_to_dict,
@@ -100,9 +102,6 @@ def train(
         progress,
     )
 
-    from flowsr.losses import surfr_loss
-    from flowsr.models import build_model
-
     patch = patch or PatchConfig()
     cfg = config
     t0 = time.perf_counter()
@@ -111,7 +110,8 @@ def train(
             raise FlowsrError(
                 f"--batch-size {cfg.batch_size} is not divisible by the {rt.world_size} ranks"
             )
-        model = build_model(cfg.model)
+        # channels-last 3D: ~10x faster conv backward on CPU (oneDNN), also good for cuDNN
+        model = build_model(cfg.model).to(memory_format=torch.channels_last_3d)
         wrapped = rt.wrap(model)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         scaler = rt.grad_scaler(cfg.amp)
@@ -143,7 +143,7 @@ def train(
         wrapped.train()
         while step < cfg.steps:
             for batch in loader:
-                x = batch["input"].to(rt.device)
+                x = batch["input"].to(rt.device).contiguous(memory_format=torch.channels_last_3d)
                 with rt.autocast(cfg.amp):
                     out = wrapped(x)
                 parts = surfr_loss(
@@ -192,9 +192,10 @@ def train(
 
 def load_trained(path: str | Path, device: str = "cpu"):  # noqa: ANN201 - returns SURFRNet
     """Rebuild a trained network from an export (``model.safetensors``); eval mode."""
-    from medshared.training import load_model_export
+    import torch
 
     from flowsr.models import build_model
+    from medshared.training import load_model_export
 
     exp = load_model_export(path, package="flowsr", kinds=EXPORT_KIND)
     model = build_model(exp.model_config)
@@ -202,4 +203,4 @@ def load_trained(path: str | Path, device: str = "cpu"):  # noqa: ANN201 - retur
         model.load_state_dict(exp.state_dict)
     except RuntimeError as exc:
         raise FlowsrError(f"{path}: weights do not fit the stored model config ({exc})") from exc
-    return model.to(device).eval()
+    return model.to(device, memory_format=torch.channels_last_3d).eval()

@@ -8,6 +8,10 @@ component) and a segmentation head (1x1x1 conv). The segmentation head returns *
 sigmoid of the paper is applied at inference (:attr:`SRResult.probability`) and the training loss
 uses BCE-with-logits, which is the same loss computed stably.
 
+Option ``interp_skip`` (not in the paper, off by default) adds the trilinear upsampling of the
+input velocity to the heads' output and zero-initialises the heads' last convolutions, so an
+untrained network starts as trilinear interpolation and learns a correction.
+
 Baselines as configurations: ``use_wmf=False`` is the paper's "w/o WMF" ablation;
 ``use_wmf=False, segmentation=False`` is the SR-only network (SRFlow-style comparison).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from flowsr.config import ModelConfig
@@ -89,6 +94,31 @@ class ResidualGroup(nn.Module):
         return x + self.body(x)
 
 
+class VelocityHeads(nn.Module):
+    """Three independent heads (conv 3x3x3, ReLU, conv 3x3x3 -> 1 channel), one per component.
+
+    Computed as one conv ``C -> 3C`` and one block-diagonal conv ``3C -> 3`` (the weight is
+    masked so output ``k`` sees only the ``k``-th block of ``C`` channels): exactly three
+    separate heads, but without oneDNN's very slow CPU backward for single-channel outputs.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        c = channels
+        self.first = _conv(c, 3 * c)
+        self.second = _conv(3 * c, 3)
+        mask = torch.zeros(3, 3 * c, 1, 1, 1)
+        for k in range(3):
+            mask[k, k * c : (k + 1) * c] = 1.0
+        self.register_buffer("block_mask", mask, persistent=False)
+        with torch.no_grad():
+            self.second.weight.mul_(mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.first(x))
+        return F.conv3d(h, self.second.weight * self.block_mask, self.second.bias, padding=1)
+
+
 class SURFRNet(nn.Module):
     """SURFR-Net (see the module docstring).
 
@@ -117,10 +147,11 @@ class SURFRNet(nn.Module):
         self.upsample = nn.Sequential(
             _conv(c, 8 * c), PixelShuffle3d(2), _conv(c, c), nn.ReLU(inplace=True)
         )
-        self.velocity_heads = nn.ModuleList(
-            [nn.Sequential(_conv(c, c), nn.ReLU(inplace=True), _conv(c, 1)) for _ in range(3)]
-        )
+        self.velocity_heads = VelocityHeads(c)
         self.seg_head = nn.Conv3d(c, 1, 1) if cfg.segmentation else None
+        if cfg.interp_skip:
+            nn.init.zeros_(self.velocity_heads.second.weight)
+            nn.init.zeros_(self.velocity_heads.second.bias)
 
     def forward(self, x: torch.Tensor) -> SRResult:
         if x.ndim != 5 or x.shape[1] != self.in_channels:
@@ -130,7 +161,10 @@ class SURFRNet(nn.Module):
         feat = self.head(x)
         feat = feat + self.body(feat)  # long skip
         up = self.upsample(feat)
-        vel = torch.cat([h(up) for h in self.velocity_heads], dim=1)
+        vel = self.velocity_heads(up)
+        if self.config.interp_skip:
+            vel = vel + F.interpolate(x[:, :3], scale_factor=2, mode="trilinear",
+                                      align_corners=False)
         seg = self.seg_head(up) if self.seg_head is not None else None
         return SRResult(vel, seg)
 
