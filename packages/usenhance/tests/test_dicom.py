@@ -95,3 +95,27 @@ def test_corrupt_dicom_is_named(tmp_path):
 
     with pytest.raises(UsenhanceError, match="bad.dcm"):
         read_image(p)
+
+
+def test_enhance_a_dicom_cine_and_a_png_folder_via_cli(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _tiny import tiny_config, tiny_data
+
+    from usenhance.cli import main
+    from usenhance.train import train
+
+    res = train(tiny_data(), tmp_path / "run", tiny_config("pix2pix", epochs=1), device="cpu",
+                quiet=True)
+    frames = (np.random.default_rng(0).random((2, 30, 43)) * 255).astype(np.uint8)
+    src = _save(_ds(frames, "MONOCHROME2", frames=2), tmp_path / "cine.dcm")
+    out = tmp_path / "cine_enh.dcm"
+    assert main(["enhance", str(src), str(out), "--ckpt", str(res.export), "--quiet"]) == 0
+    ds = pydicom.dcmread(out)
+    assert ds.pixel_array.shape == (2, 30, 43) and "usenhance" in ds.SeriesDescription
+    # refusing to overwrite the input, before any work
+    assert main(["enhance", str(src), str(src), "--ckpt", str(res.export), "--quiet"]) == 2
+    assert "same file" in capsys.readouterr().err
+    assert pydicom.dcmread(src).SOPInstanceUID != ds.SOPInstanceUID

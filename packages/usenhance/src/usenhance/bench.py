@@ -8,8 +8,9 @@ ConvTranspose -> BatchNorm up, Dropout(0.5) in the inner blocks), the ``NLayerDi
 iteration: G_A/G_B forward, identity loss (lambda 0.5), LSGAN + cycle L1 (lambda 10), G step,
 then D_A and D_B steps. Ours is :class:`usenhance.models.UNetGenerator` / the spectral-normalised
 :class:`usenhance.models.PatchDiscriminator` and one iteration of :mod:`usenhance.train` (with the
-paired L1 and the LPIPS terms). Timings are medians over ``repeats`` after one warm-up; images are
-simulated B-mode pairs.
+paired L1 and the LPIPS terms). Timings are medians over ``repeats`` (inference after one warm-up
+call; training iterations without one, to keep the default run short); images are simulated
+B-mode pairs.
 """
 
 from __future__ import annotations
@@ -93,8 +94,9 @@ class RefNLayerDiscriminator(nn.Module):
         return self.model(x)
 
 
-def _time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
+def _time(fn: Callable[[], object], repeats: int, warmup: bool = True) -> float:
+    if warmup:
+        fn()
     ts = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -227,16 +229,17 @@ def run_bench(threads: int = 2, repeats: int = 2, device: str = "cpu", quick: bo
         _ref_iteration(ref_nets, ref_opts, low, high)
         _sync(dev)
 
-    t_ref = _time(ref_iter, repeats)
-    t_full = _time(lambda: ours_iter(10.0), repeats)
-    t_nolp = _time(lambda: ours_iter(0.0), repeats)
+    # no separate warm-up for the (long) iterations: both sides pay their first-call cost alike
+    t_ref = _time(ref_iter, repeats, warmup=False)
+    t_full = _time(lambda: ours_iter(10.0), repeats, warmup=False)
+    t_nolp = _time(lambda: ours_iter(0.0), repeats, warmup=False)
     rows.append(BenchRow("CycleGAN iteration batch 4 (ours without LPIPS)", t_nolp, t_ref, "s"))
     rows.append(BenchRow("proposed iteration batch 4 (with LPIPS) vs ref CycleGAN", t_full, t_ref, "s"))
     share = (t_full - t_nolp) / t_full
     label = per.label
-    print(f"usenhance bench: {threads} CPU thread(s), device {dev}, median of {repeats} after a "
-          f"warm-up; reference = pytorch-CycleGAN-and-pix2pix unet_256 / NLayerDiscriminator "
-          f"(BatchNorm) re-implemented in usenhance.bench")
+    print(f"usenhance bench: {threads} CPU thread(s), device {dev}, median of {repeats}; "
+          "reference = pytorch-CycleGAN-and-pix2pix unet_256 / NLayerDiscriminator (BatchNorm) "
+          "re-implemented in usenhance.bench; inference after a warm-up")
     w = max(len(r.what) for r in rows)
     print(f"{'measurement'.ljust(w)}  {'ours':>9}  {'reference':>9}  unit   ours faster by")
     for r in rows:
