@@ -41,6 +41,8 @@ class TrainResult:
         Wall time of this call (s).
     skipped : int
         Updates skipped for non-finite loss/gradients in this call.
+    model : torch.nn.Module or None
+        This rank's trained network (unwrapped from DDP).
     """
 
     run_dir: Path
@@ -49,6 +51,7 @@ class TrainResult:
     final_loss: float
     seconds: float
     skipped: int
+    model: object = None
 
 
 def _version() -> str:
@@ -187,7 +190,8 @@ def train(
                        "patch": [patch.size_x, patch.size_y, patch.size_z], "steps": step},
             )
         rt.barrier()
-    return TrainResult(Path(run_dir), export, step, last_loss, time.perf_counter() - t0, skipped)
+    return TrainResult(Path(run_dir), export, step, last_loss, time.perf_counter() - t0, skipped,
+                       model)
 
 
 def load_trained(path: str | Path, device: str = "cpu"):  # noqa: ANN201 - returns SURFRNet
