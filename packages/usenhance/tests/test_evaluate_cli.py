@@ -80,3 +80,16 @@ def test_simulate_train_enhance_evaluate_end_to_end(tmp_path, capsys):
     assert (ev / "grid_liver.png").is_file() and (ev / "table_challenge.txt").is_file()
     text = capsys.readouterr().out
     assert "LPIPS(random VGG)" in text and " LPIPS " not in text
+
+
+def test_missing_lpips_weights_refused_before_any_run_folder(tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["simulate", str(data), "--n", "3", "--size", "32", "--organs", "liver",
+                 "--quiet"]) == 0
+    run = tmp_path / "run"
+    code = main(["train", str(data), str(run), "--lpips-weights", str(tmp_path / "none.pth"),
+                 "--crop", "32", "--net-num-downs", "3", "--device", "cpu", "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "vgg16-397923af.pth" in err and "none.pth" in err
+    assert not run.exists()

@@ -165,13 +165,7 @@ def train(data: str | Path | TrainingData, out_dir: str | Path, cfg: TrainConfig
             "lower --net-num-downs or raise --crop"
         )
     with launch(device=device, seed=cfg.seed) as rt:
-        # non-main ranks check the folder before rank 0 writes config.json into it (else
-        # they would find "a run already here"); rank 0 creates it after the barrier
-        make_run = lambda: RunFolder(out_dir, config_to_dict(cfg), resume=resume,  # noqa: E731
-                                     is_main=rt.is_main, allow_changes=("epochs", "max_steps"))
-        run = None if rt.is_main else make_run()
-        rt.barrier()
-        run = make_run() if rt.is_main else run
+        # data and LPIPS weights first: a bad input leaves no run folder behind
         td = data if isinstance(data, TrainingData) else load_training_data(data, cfg)
         if not td.paired and cfg.model != "cyclegan":
             raise UsenhanceError(f"{cfg.model} needs paired data")
@@ -180,6 +174,13 @@ def train(data: str | Path | TrainingData, out_dir: str | Path, cfg: TrainConfig
             from usenhance.perceptual import build_lpips
 
             perceptual = build_lpips(lpips_weights, cfg.lpips_random_backbone, rt.device).module
+        # non-main ranks check the folder before rank 0 writes config.json into it (else
+        # they would find "a run already here"); rank 0 creates it after the barrier
+        make_run = lambda: RunFolder(out_dir, config_to_dict(cfg), resume=resume,  # noqa: E731
+                                     is_main=rt.is_main, allow_changes=("epochs", "max_steps"))
+        run = None if rt.is_main else make_run()
+        rt.barrier()
+        run = make_run() if rt.is_main else run
         gens_raw, discs_raw = Generators(cfg), Discriminators(cfg)
         gens, discs = rt.wrap(gens_raw), rt.wrap(discs_raw)
         w = cfg.loss
