@@ -230,3 +230,22 @@ def test_version_1_files_still_decode(small_real):
     h = wdrcodec.read_header(v1)
     assert h.version == 1 and h.order == (2, 1, 0) and h.axes_xyz
     np.testing.assert_array_equal(wdrcodec.decode(v1), wdrcodec.decode(v2).transpose(2, 1, 0))
+
+
+def test_metadata_section_round_trip_and_forgeries(small_real):
+    meta = bytes(range(256)) * 3
+    b = wdrcodec.encode(small_real, bpv=2.0, metadata=meta)
+    h = wdrcodec.read_header(b)
+    assert h.meta == meta and len(b) == small_real.size * 2 // 8  # counted in the rate
+    np.testing.assert_array_equal(wdrcodec.decode(b), wdrcodec.decode(b))
+    at = FIXED_SIZE + (small_real.shape[0] + 7) // 8  # the u32 length after the grouping
+    for length in (0, len(meta) + 1, 2**31):
+        bad = bytearray(b)
+        bad[at : at + 4] = struct.pack("<I", length)
+        with pytest.raises(WdrError, match="corrupted header"):
+            wdrcodec.decode(fix_checksums(bytes(bad)))
+    from wdrcodec.dicom import META_KIND, parse_attributes
+
+    assert parse_attributes(meta, "x") is None  # not DICOM attributes: ignored
+    with pytest.raises(WdrError, match="corrupted DICOM attributes"):
+        parse_attributes(META_KIND + b"not zlib", "x.wdr")

@@ -113,7 +113,12 @@ def write_series(
     series_uid = generate_uid()
     with output_set(folder, names, inputs, what="output folder") as stage:
         for k, (obj, fname) in enumerate(zip(slices, names)):
-            ds = pydicom.Dataset.from_json(obj)
+            try:
+                ds = pydicom.Dataset.from_json(obj)
+            except Exception as exc:  # noqa: BLE001 - pydicom raises many types on bad JSON
+                raise WdrError(
+                    f"{folder}: the stored DICOM attributes of slice {k} are unreadable ({exc})"
+                ) from None
             plane = np.ascontiguousarray(array_xyz[:, :, k].T)  # (rows = Y, columns = X)
             values, bits, signed = _stored_values(plane, ds)
             ds.Rows, ds.Columns = values.shape
