@@ -313,13 +313,19 @@ def run_batch(
 
     # fork: the workers inherit the loaded JIT kernels, so start-up is paid once
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+    try:
         futures = [pool.submit(_run, job, inp, out, *args) for inp, out in zip(inputs, outputs)]
         for fut in futures:
             item = fut.result()
             items.append(item)
             if progress:
                 progress(item)
+    except BaseException:
+        # Ctrl-C / SIGTERM / a bug: start no further file; running ones end (atomic writes)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return items
 
 
