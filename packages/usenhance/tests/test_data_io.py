@@ -82,3 +82,30 @@ def test_pad_to_multiple_reflects_and_crops_back():
     assert p.image.shape == (48, 64)
     np.testing.assert_array_equal(p.image[p.crop], img)
     np.testing.assert_array_equal(p.image[37, :50], img[35])  # reflect (not edge) padding
+
+
+def test_unpaired_layout_trains_cyclegan_only(tmp_path):
+    from dataclasses import replace
+
+    from usenhance.config import NetConfig, TrainConfig
+    from usenhance.train import load_training_data
+
+    rng = np.random.default_rng(0)
+    for sub, n in (("trainA", 3), ("trainB", 5)):
+        (tmp_path / sub).mkdir()
+        for i in range(n):
+            write_png(tmp_path / sub / f"{i}.png", rng.integers(0, 255, (40, 36), dtype=np.uint8))
+    (tmp_path / "trainB" / "broken.png").write_bytes(b"\x89PNG broken")
+    cfg = TrainConfig(model="cyclegan", crop=32, net=NetConfig(ngf=4, num_downs=3))
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        td = load_training_data(tmp_path, cfg)
+    text = " | ".join(str(w.message) for w in got)
+    assert "broken.png" in text and "1 unreadable training file(s) skipped" in text
+    assert not td.paired and len(td.lows) == 3 and len(td.highs) == 5
+    with pytest.raises(UsenhanceError, match="only train --model cyclegan"):
+        load_training_data(tmp_path, replace(cfg, model="pix2pix"))
+    from usenhance.datasets import CropDataset
+
+    item = CropDataset(td.lows, td.highs, 32, paired=False)[1]
+    assert item["low"].shape == (1, 32, 32) and -1 <= item["high"].min() <= item["high"].max() <= 1
