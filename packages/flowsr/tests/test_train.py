@@ -150,9 +150,8 @@ def test_torchrun_two_ranks_gloo(tmp_path):
 
 
 def _weights_init():
-    from medshared.training import seed_everything
-
     from flowsr.models import build_model
+    from medshared.training import seed_everything
 
     seed_everything(1)
     return dict(build_model(ModelConfig(channels=4, groups=1, blocks=1, reduction=2)).state_dict())

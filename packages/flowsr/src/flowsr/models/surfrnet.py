@@ -105,14 +105,19 @@ class VelocityHeads(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         c = channels
+        self.channels = c
         self.first = _conv(c, 3 * c)
         self.second = _conv(3 * c, 3)
-        mask = torch.zeros(3, 3 * c, 1, 1, 1)
-        for k in range(3):
-            mask[k, k * c : (k + 1) * c] = 1.0
-        self.register_buffer("block_mask", mask, persistent=False)
         with torch.no_grad():
-            self.second.weight.mul_(mask)
+            self.second.weight.mul_(self.block_mask)
+
+    @property
+    def block_mask(self) -> torch.Tensor:
+        """``(3, 3C, 1, 1, 1)`` 0/1 mask: output ``k`` reads hidden channels ``kC..(k+1)C``."""
+        w = self.second.weight
+        blocks = torch.arange(3 * self.channels, device=w.device) // self.channels
+        rows = torch.arange(3, device=w.device)[:, None]
+        return (blocks[None, :] == rows).to(w.dtype)[:, :, None, None, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.first(x))
