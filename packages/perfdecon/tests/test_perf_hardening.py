@@ -217,3 +217,20 @@ def test_cohort_runs_each_case_and_reports_failures(case, tmp_path, capsys):
     assert not (out / "broken").exists()  # nothing half-written for the failed case
     csv_lines = (out / "cohort.csv").read_text().splitlines()
     assert csv_lines[0].startswith("name,series,status") and len(csv_lines) == 4
+
+
+def test_vof_overview_and_reference_in_the_summary(case, tmp_path):
+    out = tmp_path / "v"
+    assert main(["maps", str(case / "ctp.nii.gz"), "--out", str(out), "--vof-correction",
+                 "--quiet"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    vessel = read_nifti(case / "vessel_mask.nii.gz").data > 0
+    assert vessel[tuple(s["vof"]["location_xyz"])]
+    assert s["vof"]["aif_scale_factor"] >= 1.0 and len(s["vof"]["curve"]) == 40
+    assert s["config"]["vof_correction"] and s["config"]["tmax_method"] == "onset"
+    assert s["mismatch_ratio"] is None or s["mismatch_ratio"] >= 1.0
+    assert s["input"]["dt"] == 1.0
+    from PIL import Image
+
+    with Image.open(out / "overview.png") as im:  # 2 slices x 4 maps + the curve row
+        assert im.size[0] > 800 and im.size[1] > 600

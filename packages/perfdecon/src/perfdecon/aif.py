@@ -252,6 +252,93 @@ def auto_aif(
     )
 
 
+VOF_MIN_LAG_S = 3.0
+"""A venous curve peaks at least this long after the AIF (s)."""
+
+
+def auto_vof(
+    ctc: np.ndarray,
+    dt: float,
+    aif: AifResult,
+    brain_mask: np.ndarray | None = None,
+    *,
+    top_fraction: float = 0.01,
+    min_candidates: int = 50,
+) -> AifResult:
+    """Automatic venous output function (VOF) from a concentration series ``(Z, Y, X, T)``.
+
+    Veins (the superior sagittal sinus in practice) carry late, high and broad curves whose
+    area is that of the whole bolus, and they are large enough to escape partial volume.
+    Candidates are the brain voxels in the top ``top_fraction`` of peak enhancement (at least
+    ``min_candidates``) whose peak comes at least :data:`VOF_MIN_LAG_S` after the AIF's and whose
+    FWHM is wider than the AIF's; the VOF is the mean curve of the quarter of them with the
+    largest area (the least partial-volume-affected), at least 3 voxels.
+
+    Raises
+    ------
+    PerfdeconError
+        No late, broad, bright voxels (no vein in the field of view).
+    """
+    c = _check(ctc)
+    shape = c.shape[:3]
+    m = np.ones(shape, bool) if brain_mask is None else np.asarray(brain_mask, bool)
+    idx = np.flatnonzero(m)
+    flat = c.reshape(-1, c.shape[-1])
+    peaks = flat[idx].max(1)
+    n_cand = int(min(len(idx), max(min_candidates, round(top_fraction * len(idx)))))
+    top = idx[np.argpartition(-peaks, n_cand - 1)[:n_cand]]
+    curves = flat[top].astype(np.float64)
+    f = curve_features(curves, dt)
+    fa = curve_features(np.asarray(aif.curve, np.float64)[None], dt)
+    late = (f["ttp"] >= fa["ttp"][0] + VOF_MIN_LAG_S) & (f["fwhm"] > fa["fwhm"][0])
+    if late.sum() < 3:
+        raise PerfdeconError(
+            "VOF: no late, broad, bright voxels (no venous sinus in the field of view?); "
+            "run without VOF correction"
+        )
+    top, curves = top[late], curves[late]
+    area = np.trapezoid(curves, dx=dt, axis=1)
+    keep = np.argsort(-area)[: max(3, len(area) // 4)]
+    top, curves = top[keep], curves[keep]
+    vox = np.stack(np.unravel_index(top, shape), 1)
+    return AifResult(
+        curve=curves.mean(0),
+        source="vof",
+        location=_representative(vox),
+        voxels=vox,
+        details={"n_candidates": int(n_cand), "n_late": int(late.sum()), "n_selected": len(top)},
+    )
+
+
+def vof_scaled(aif: AifResult, vof: AifResult, dt: float) -> tuple[AifResult, float]:
+    """The AIF scaled so its area matches the VOF's (partial-volume correction).
+
+    ``factor = max(1, area(VOF) / area(AIF))`` (trapezoidal areas over the whole series): the
+    arterial curve is scaled up only; a VOF smaller than the AIF is itself partial-volume
+    affected and is not trusted to scale it down.
+
+    Returns
+    -------
+    (AifResult, float)
+        The scaled AIF (``details['vof_factor']`` set) and the factor.
+    """
+    a_area = float(np.trapezoid(aif.curve, dx=dt))
+    v_area = float(np.trapezoid(vof.curve, dx=dt))
+    if not a_area > 0:
+        raise PerfdeconError("VOF correction: the AIF has a non-positive area")
+    factor = max(1.0, v_area / a_area)
+    scaled = AifResult(
+        curve=np.asarray(aif.curve, np.float64) * factor,
+        source=aif.source,
+        location=aif.location,
+        voxels=aif.voxels,
+        quality=aif.quality,
+        fit=aif.fit,
+        details={**aif.details, "vof_factor": factor, "vof_area_ratio": v_area / a_area},
+    )
+    return scaled, factor
+
+
 def aif_from_mask(ctc: np.ndarray, mask: np.ndarray, dt: float = 1.0) -> AifResult:
     """AIF as the mean curve of the voxels in ``mask`` ``(Z, Y, X)`` (manual selection)."""
     c = _check(ctc)
@@ -300,8 +387,10 @@ def save_aif_txt(path: str | Path, curve: np.ndarray) -> None:
     atomic_write_text(Path(path), "".join(f"{v:.6g}\n" for v in np.asarray(curve, float)))
 
 
-def plot_aif(path: str | Path, aif: AifResult, dt: float, title: str = "") -> None:
-    """Plot the AIF (and its gamma-variate fit) to a PNG (Agg backend, atomic)."""
+def plot_aif(
+    path: str | Path, aif: AifResult, dt: float, title: str = "", vof: AifResult | None = None
+) -> None:
+    """Plot the AIF (its gamma-variate fit, and the VOF if given) to a PNG (Agg, atomic)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -314,6 +403,8 @@ def plot_aif(path: str | Path, aif: AifResult, dt: float, title: str = "") -> No
     ax.plot(t, aif.curve, "o-", ms=3, label=f"AIF ({aif.source})")
     if aif.fit is not None:
         ax.plot(t, aif.fit.curve, "--", label=f"gamma fit (R²={aif.fit.r2:.2f})")
+    if vof is not None:
+        ax.plot(t, vof.curve, "s-", ms=2, label=f"VOF at (z,y,x)={vof.location}")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("concentration")
     loc = f" at (z,y,x)={aif.location}" if aif.location is not None else ""
@@ -330,10 +421,13 @@ __all__ = [
     "GammaFit",
     "aif_from_file",
     "aif_from_mask",
+    "VOF_MIN_LAG_S",
     "auto_aif",
+    "auto_vof",
     "curve_features",
     "fit_gamma_variate",
     "plot_aif",
     "quality_score",
     "save_aif_txt",
+    "vof_scaled",
 ]

@@ -36,8 +36,8 @@ class BenchResult:
 def numpy_loop_maps(ctc: np.ndarray, aif: np.ndarray, dt: float, lambda_rel: float = LAMBDA_REL) -> dict:
     """Baseline: per-voxel Python loop (regularised inverse precomputed once, fairly).
 
-    ``ctc`` is ``(n, T)``; returns CBF/CBV/MTT/Tmax/TTP arrays ``(n,)`` with the same
-    conventions as :func:`perfdecon.maps.compute_maps`.
+    ``ctc`` is ``(n, T)``; returns CBF/CBV/MTT/Tmax (onset; ``tmax_peak`` the peak time)/TTP
+    arrays ``(n,)`` with the same conventions as :func:`perfdecon.maps.compute_maps`.
     """
     n_t = len(aif)
     a = np.zeros((n_t, n_t))
@@ -51,7 +51,7 @@ def numpy_loop_maps(ctc: np.ndarray, aif: np.ndarray, dt: float, lambda_rel: flo
     lam = lambda_rel * s[0]
     x = vh.T @ np.diag(s / (s**2 + lam**2)) @ u.T
     area_a = np.trapezoid(aif, dx=dt)
-    out = {k: np.zeros(len(ctc)) for k in ("cbf", "cbv", "mtt", "tmax", "ttp")}
+    out = {k: np.zeros(len(ctc)) for k in ("cbf", "cbv", "mtt", "tmax", "tmax_peak", "ttp")}
     scale = HEMATOCRIT_FACTOR / RHO
     for v in range(len(ctc)):
         c = ctc[v]
@@ -67,7 +67,13 @@ def numpy_loop_maps(ctc: np.ndarray, aif: np.ndarray, dt: float, lambda_rel: flo
             den = k[j - 1] - 2 * k[j] + k[j + 1]
             if den < 0:
                 delta = min(max(0.5 * (k[j - 1] - k[j + 1]) / den, -0.5), 0.5)
-        out["tmax"][v] = (j + delta) * dt
+        out["tmax_peak"][v] = (j + delta) * dt
+        # onset Tmax (the default): last frame below half the peak before it, interpolated
+        below = np.nonzero(k[:j] < 0.5 * k[j])[0]
+        if len(below):
+            i = int(below[-1])
+            step = k[i + 1] - k[i] if k[i + 1] > k[i] else 1.0
+            out["tmax"][v] = (i + min(max((0.5 * k[j] - k[i]) / step, 0.0), 1.0)) * dt
         out["ttp"][v] = np.argmax(c) * dt
     return out
 
@@ -158,6 +164,88 @@ def format_bench(r: BenchResult) -> str:
         f"oSVD / cSVD = {r.method_s['osvd'] / r.method_s['csvd']:.1f}x",
     ]
     return "\n".join(lines)
+
+
+@dataclass
+class CohortBench:
+    """Figures of :func:`run_cohort_bench` (seconds; CPU = user + system of the children)."""
+
+    n_cases: int
+    shape: tuple[int, int, int, int]
+    single_wall: list[float]
+    single_cpu: float
+    batch_wall: float
+    batch_cpu: float
+    batch_case_wall: list[float]
+
+
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_cohort_bench(
+    n_cases: int = 4, *, size: int = 72, n_slices: int = 2, n_frames: int = 50
+) -> CohortBench:
+    """``perfdecon maps`` on ``n_cases`` phantom cases: one process per case vs one batch call.
+
+    Both are timed as fresh ``python -m perfdecon.cli`` processes, so the batch pays the
+    interpreter start-up and the imports (torch, scipy, nibabel, matplotlib) once.
+    """
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from perfdecon.phantom_job import PhantomSpec, write_phantom
+
+    cmd = [sys.executable, "-m", "perfdecon.cli", "maps"]
+    with tempfile.TemporaryDirectory(prefix="perfdecon-cohort-bench-") as tmp:
+        root = Path(tmp)
+        (root / "in").mkdir()
+        for i in range(n_cases):
+            case = root / f"case{i}"
+            write_phantom(case, PhantomSpec(seed=i, slices=n_slices, size=size, frames=n_frames))
+            (case / "ctp.nii.gz").rename(root / "in" / f"case{i}.nii.gz")
+        (root / "single").mkdir()
+        single = []
+        c0 = _children_cpu()
+        for i in range(n_cases):
+            t0 = time.perf_counter()
+            subprocess.run([*cmd, str(root / "in" / f"case{i}.nii.gz"), "--out",
+                            str(root / "single" / f"case{i}"), "--quiet"], check=True,
+                           capture_output=True)
+            single.append(time.perf_counter() - t0)
+        single_cpu = _children_cpu() - c0
+        c0 = _children_cpu()
+        t0 = time.perf_counter()
+        subprocess.run([*cmd, str(root / "in"), "--out", str(root / "batch"), "--quiet"],
+                       check=True, capture_output=True)
+        batch_wall = time.perf_counter() - t0
+        batch_cpu = _children_cpu() - c0
+        rows = json.loads((root / "batch" / "cohort.json").read_text())["cases"]
+    return CohortBench(n_cases, (n_slices, size, size, n_frames), single, single_cpu,
+                       batch_wall, batch_cpu, [r["wall_s"] for r in rows])
+
+
+def format_cohort_bench(r: CohortBench) -> str:
+    """Per-case wall time of batch mode next to the single-call time."""
+    z, y, x, t = r.shape
+    per_single = sum(r.single_wall) / r.n_cases
+    return "\n".join([
+        f"cohort of {r.n_cases} cases {y}x{x}x{z} x {t} frames (perfdecon maps)",
+        f"one process per case: {per_single:.2f} s wall per case "
+        f"({', '.join(f'{w:.2f}' for w in r.single_wall)}), {r.single_cpu / r.n_cases:.2f} s CPU "
+        "per case",
+        f"one batch call:       {r.batch_wall / r.n_cases:.2f} s wall per case incl. start-up "
+        f"({r.batch_wall:.2f} s total; in-process per case "
+        f"{', '.join(f'{w:.2f}' for w in r.batch_case_wall)}), {r.batch_cpu / r.n_cases:.2f} s "
+        "CPU per case",
+        f"batch / single wall per case: {r.batch_wall / sum(r.single_wall):.2f}",
+    ])
 
 
 def main() -> None:  # pragma: no cover - manual entry point

@@ -26,6 +26,7 @@ from perfdecon.config import (
     REFERENCES,
     SMOOTH_T,
     SMOOTH_XY,
+    TMAX_METHODS,
 )
 
 
@@ -120,9 +121,15 @@ def _add_maps_parser(sub) -> None:
     p.add_argument("--penumbra-tmax", type=_number(float, 0, 60, lo_open=True),
                    default=PENUMBRA_TMAX,
                    help=f"penumbra = Tmax above this, s (default: {PENUMBRA_TMAX})")
+    p.add_argument("--tmax", choices=TMAX_METHODS, default="onset",
+                   help="Tmax estimator: residue onset (half maximum of its rising edge) or its "
+                   "peak (default: onset)")
     p.add_argument("--min-aif-quality", type=_number(float, 0, 1), default=MIN_AIF_QUALITY,
                    help="refuse an AIF whose quality (0-1, R^2 of a gamma fit x SNR term) is "
                    f"below this (default: {MIN_AIF_QUALITY})")
+    p.add_argument("--vof-correction", action="store_true",
+                   help="scale the AIF so its area matches the automatic venous output "
+                   "function's (partial-volume correction of absolute CBF/CBV; default: off)")
     p.add_argument("--force", action="store_true",
                    help="continue with a poor AIF (a warning is printed and saved)")
     p.add_argument("--jobs", type=_number(int, 1, 64), default=1,
@@ -189,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads (default: torch's choice)")
     p.add_argument("--repeats", type=_number(int, 1, 100), default=3,
                    help="timing repeats, best is reported (default: 3)")
+    p.add_argument("--cohort", type=_number(int, 0, 100), default=0,
+                   help="also time `maps` on this many small cases, one process per case vs "
+                   "one batch call (default: 0 = off)")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("demo", help="accuracy and Dice tables on built-in phantoms")
@@ -222,7 +232,9 @@ def _maps_config(a: argparse.Namespace):
         robust_reference=not a.no_robust_reference,
         core_threshold=a.core_threshold,
         penumbra_tmax=a.penumbra_tmax,
+        tmax_method=a.tmax,
         min_aif_quality=a.min_aif_quality,
+        vof_correction=a.vof_correction,
     )
 
 
@@ -296,6 +308,10 @@ def _cmd_bench(a: argparse.Namespace) -> int:
         torch.set_num_threads(a.threads)
     print(format_bench(run_bench(n_slices=a.slices, size=a.size, n_frames=a.frames,
                                  loop_voxels=a.loop_voxels, repeats=a.repeats)))
+    if a.cohort:
+        from perfdecon.bench import format_cohort_bench, run_cohort_bench
+
+        print(format_cohort_bench(run_cohort_bench(a.cohort)))
     return 0
 
 

@@ -70,6 +70,9 @@ left out of the healthy reference (grey/white matter: 2-5 mL/100 g)."""
 REF_MAX_CBV = 8.0
 """Robust rCBF reference: voxels with CBV above this (mL/100 g) are vessels and left out."""
 
+TMAX_METHODS = ("onset", "peak")
+"""Tmax estimators (see :func:`perfdecon.maps.onset_time` and :func:`perfdecon.maps.peak_time`)."""
+
 REFERENCES = ("median", "contralateral")
 MODALITIES = ("ct", "dsc")
 
@@ -113,10 +116,15 @@ class MapsConfig:
         rCBF cut-off of the core (unitless).
     penumbra_tmax:
         Tmax cut-off of the penumbra (s).
+    tmax_method:
+        ``"onset"`` (half-maximum of the residue's rising edge, default) or ``"peak"``.
     rho, hematocrit_factor:
         Tissue density (g/mL) and hematocrit correction (see :mod:`perfdecon.maps`).
     min_aif_quality:
         AIF quality below which the AIF is refused (0 disables the check).
+    vof_correction:
+        Scale the AIF so its area matches the automatic venous output function's
+        (:func:`perfdecon.aif.vof_scaled`; partial-volume correction of absolute CBF/CBV).
     """
 
     method: str = "tikhonov"
@@ -131,15 +139,18 @@ class MapsConfig:
     robust_reference: bool = True
     core_threshold: float = CORE_THRESHOLD
     penumbra_tmax: float = PENUMBRA_TMAX
+    tmax_method: str = "onset"
     rho: float = RHO
     hematocrit_factor: float = HEMATOCRIT_FACTOR
     min_aif_quality: float = MIN_AIF_QUALITY
+    vof_correction: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("method", self.method, METHODS)
         _check_choice("matrix", self.matrix, MATRICES)
         _check_choice("modality", self.modality, MODALITIES)
         _check_choice("reference", self.reference, REFERENCES)
+        _check_choice("tmax_method", self.tmax_method, TMAX_METHODS)
         _check_range("lambda_rel", self.lambda_rel, 0.0, 10.0, lo_open=True)
         if self.threshold is not None:
             _check_range("threshold", self.threshold, 0.0, 1.0, lo_open=True)
@@ -203,6 +214,7 @@ __all__ = [
     "SMOOTH_T",
     "SMOOTH_XY",
     "SOFT_CORE_TEMPERATURE",
+    "TMAX_METHODS",
     "TRAIN_CORE_TEMPERATURE",
     "MapsConfig",
 ]

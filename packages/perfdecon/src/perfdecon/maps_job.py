@@ -33,6 +33,7 @@ OUTPUT_FILES = (
     *(f"{n}.nii.gz" for n in MAP_NAMES + MASK_NAMES),
     "aif.txt",
     "aif.png",
+    "overview.png",
     "summary.json",
 )
 """Every file of one case's result (written as one set)."""
@@ -145,16 +146,45 @@ def _model_aif(path: Path, conc: np.ndarray, brain: np.ndarray):
     return AifResult(curve=curve, source="model", details={"model": str(path)})
 
 
+def _location(s: Any, loc: tuple[int, int, int] | None) -> dict[str, Any]:
+    if loc is None:
+        return {"location_zyx": None, "location_xyz": None, "location_mm": None}
+    xyz = list(loc[::-1])
+    return {"location_zyx": list(loc), "location_xyz": xyz,
+            "location_mm": (s.affine @ np.array([*xyz, 1.0]))[:3].tolist()}
+
+
+def _vof_summary(s: Any, res: Any, dt: float) -> dict[str, Any] | None:
+    if res.vof is None:
+        return None
+    return {
+        **_location(s, res.vof.location),
+        "n_voxels": int(len(res.vof.voxels)),
+        "area_ratio_vof_to_aif": res.aif.details.get("vof_area_ratio"),
+        "aif_scale_factor": res.aif.details.get("vof_factor"),
+        "curve": [float(v) for v in res.vof.curve],
+    }
+
+
 def _summary(
-    s: Any, dt: float, cfg: MapsConfig, res: Any, aif: AifChoice, t0: float, t_pre: float
+    s: Any, dt: float, cfg: MapsConfig, res: Any, aif: AifChoice, t0: float, t_pre: float,
+    dt_source: str,
 ) -> dict[str, Any]:
+    from perfdecon.figures import mismatch
+
     vox_ml = float(np.prod(s.spacing)) / 1000.0
     loc = res.aif.location
     loc_xyz = list(loc[::-1]) if loc is not None else None
     summary: dict[str, Any] = {
         "tool": "perfdecon",
         "version": __version__,
-        "input": str(s.path),
+        "input": {
+            "path": str(s.path),
+            "shape_xyzt": [*s.data.shape[2::-1], s.data.shape[3]],
+            "spacing_xyz_mm": list(s.spacing[::-1]),
+            "dt": dt,
+            "dt_source": dt_source,
+        },
         "shape_xyzt": [*s.data.shape[2::-1], s.data.shape[3]],
         "dt_s": dt,
         "config": cfg.as_dict(),
@@ -174,11 +204,14 @@ def _summary(
             "peak": float(np.max(res.aif.curve)),
             "area": float(np.trapezoid(res.aif.curve, dx=dt)),
         },
+        "vof": _vof_summary(s, res, dt),
         "reference": res.reference,
         "calibrated": res.aif.source != "model",
         "units": UNITS,
         "core_volume_ml": float(res.core.sum() * vox_ml),
         "penumbra_volume_ml": float(res.penumbra.sum() * vox_ml),
+        "mismatch_ratio": mismatch(float(res.core.sum() * vox_ml),
+                                   float(res.penumbra.sum() * vox_ml)),
         "brain_volume_ml": float(res.brain_mask.sum() * vox_ml),
         "warnings": list(res.warnings),
         "runtime_s": {
@@ -236,12 +269,6 @@ def run_maps(
     PerfdeconError
         Bad input or an unsafe output (before any work), with a message naming the file.
     """
-    from medshared.io.outputs import output_set
-    from perfdecon.aif import aif_from_file, plot_aif, save_aif_txt
-    from perfdecon.io import read_mask, read_series, write_map
-    from perfdecon.jsonout import write_json
-    from perfdecon.pipeline import run_case, to_concentration
-
     stage = on_stage or (lambda name: None)
     cfg = config or MapsConfig()
     choice = aif or AifChoice()
@@ -255,6 +282,14 @@ def run_maps(
     for p in inputs[1:]:
         if not p.exists():
             raise PerfdeconError(f"{p}: no such file")
+    # heavy imports only once the request is known to be sound
+    from medshared.io.outputs import output_set
+    from perfdecon.aif import aif_from_file, plot_aif, save_aif_txt
+    from perfdecon.figures import plot_overview
+    from perfdecon.io import read_mask, read_series, write_map
+    from perfdecon.jsonout import write_json
+    from perfdecon.pipeline import run_case, to_concentration
+
     t0 = time.perf_counter()
     stage("read")
     s = read_series(series)
@@ -301,8 +336,10 @@ def run_maps(
             write_map(tmp / f"{name}.nii.gz", getattr(res, name).astype(np.uint8), s.affine,
                       s.spacing)
         save_aif_txt(tmp / "aif.txt", res.aif.curve)
-        plot_aif(tmp / "aif.png", res.aif, dt_s)
-        summary = _summary(s, dt_s, cfg, res, choice, t0, t_pre)
+        plot_aif(tmp / "aif.png", res.aif, dt_s, vof=res.vof)
+        plot_overview(tmp / "overview.png", res, dt_s, float(np.prod(s.spacing)) / 1000.0)
+        dt_source = "--dt" if dt is not None else "file (NIfTI pixdim[4] / DICOM frame times)"
+        summary = _summary(s, dt_s, cfg, res, choice, t0, t_pre, dt_source)
         write_json(tmp / "summary.json", summary)
     return MapsRun(out=out, summary=summary, result=res, warnings=list(res.warnings))
 

@@ -280,6 +280,7 @@ def brain_case(
     lesion: bool = True,
     aif_peak: tuple[float, float] = (250.0, 450.0),
     spacing: tuple[float, float, float] = (5.0, 0.9, 0.9),
+    artery_scale: float = 1.0,
 ) -> BrainCase:
     """Generate a brain-like 4D CTP case with an ischaemic lesion and known masks.
 
@@ -302,7 +303,14 @@ def brain_case(
         Standard deviation of the Gaussian noise (HU) added to every voxel and frame.
     lesion:
         Whether to add an ischaemic lesion.
+    artery_scale:
+        Partial-volume factor of every arterial voxel's enhancement (1: the artery fills the
+        voxel; 0.5: a thin artery, the AIF any selection finds is halved, so CBF/CBV from it
+        are doubled). ``BrainCase.aif`` stays the true, unscaled AIF; the venous sinus (large,
+        no partial volume) is not scaled.
     """
+    if not 0.0 < artery_scale <= 1.0:
+        raise ValueError(f"artery_scale must be in (0, 1], got {artery_scale}")
     z_n, n = n_slices, size
     t = np.arange(n_frames) * dt
     # ---- AIF -------------------------------------------------------------------------------
@@ -414,11 +422,11 @@ def brain_case(
     keys, inv = np.unique(np.stack([mq, dq], 1), axis=0, return_inverse=True)
     table = tissue_curves(aif_fn, t, np.ones(len(keys)), keys[:, 0] * 0.05, keys[:, 1] * 0.05)
     conc[idx] = flow_from_cbf(cbf[idx])[:, None] * table[inv.ravel()]
-    conc[artery] = aif
+    conc[artery] = artery_scale * aif
     pv_tissue = tissue_curves(
         aif_fn, t, flow_from_cbf(np.array([40.0])), np.array([4.5]), np.array([0.5])
     )[0]
-    conc[artery_pv] = 0.45 * aif + 0.55 * pv_tissue
+    conc[artery_pv] = 0.45 * artery_scale * aif + 0.55 * pv_tissue
     # the MCA on the lesion side carries a delayed (1.5 s), dispersed (gamma, mean 2 s) bolus of
     # the same area -- a plausible but wrong AIF choice downstream of the occlusion
     affected = 0 if side < 0 else 1
@@ -426,8 +434,8 @@ def brain_case(
         late = tissue_curves(aif_fn, t, np.array([0.5]), np.array([2.0]), np.array([1.5]), "gamma")[
             0
         ]
-        conc[art_core[affected]] = late
-        conc[art_ring[affected] & artery_pv] = 0.45 * late + 0.55 * pv_tissue
+        conc[art_core[affected]] = artery_scale * late
+        conc[art_ring[affected] & artery_pv] = 0.45 * artery_scale * late + 0.55 * pv_tissue
     # venous outflow: AIF dispersed through the whole brain (gamma residue, mean 6 s, delay 2 s),
     # area ~ 1.1x the AIF area
     vof = tissue_curves(

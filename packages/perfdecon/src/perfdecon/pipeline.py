@@ -41,6 +41,7 @@ class CaseResult:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     reference: dict = field(default_factory=dict)
+    vof: AifResult | None = None
 
 
 def check_aif_quality(aif: AifResult, min_quality: float, force: bool = False) -> list[str]:
@@ -203,6 +204,12 @@ def run_case(
             f"AIF has {chosen.curve.shape} values but the series has {conc.shape[-1]} frames"
         )
     warns = check_aif_quality(chosen, cfg.min_aif_quality, force)
+    vof = None
+    if cfg.vof_correction and chosen.source != "model":
+        from perfdecon.aif import auto_vof, vof_scaled
+
+        vof = auto_vof(conc, dt, chosen, brain)
+        chosen, _ = vof_scaled(chosen, vof, dt)
     timings["aif"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     conc = apply_smoothing(conc, cfg, brain)
@@ -221,6 +228,7 @@ def run_case(
             threshold=cfg.threshold,
             mask=mask_t,
             cbv_aif_area="positive" if chosen.source == "model" else "full",
+            tmax_method=cfg.tmax_method,
             rho=cfg.rho,
             hematocrit_factor=cfg.hematocrit_factor,
         )
@@ -267,6 +275,7 @@ def run_case(
         timings=timings,
         warnings=warns,
         reference=reference,
+        vof=vof,
     )
 
 
