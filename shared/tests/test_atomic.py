@@ -153,3 +153,17 @@ def test_signal_mid_write_leaves_no_part_file(tmp_path: Path, sig, code) -> None
     assert len(err.strip().splitlines()) == 1 and "interrupted" in err
     assert [p.name for p in out_dir.iterdir()] == ["dect_4.95.nii.gz"]
     assert target.read_bytes() == b"previous"
+
+
+def test_errors_name_the_target_not_the_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "x.wdr"
+    with pytest.raises(OSError) as info, atomic_path(target) as tmp:
+        raise OSError(28, "No space left on device", str(tmp))
+    assert info.value.filename == str(target) and ".part" not in str(info.value)
+    from medshared.io._checks import reraise_write_errors
+
+    with pytest.raises(MedsharedError) as info2:
+        with reraise_write_errors(target, "WDR"), atomic_path(target) as tmp:
+            raise OSError(28, "No space left on device", str(tmp))
+    assert str(info2.value) == f"WDR file {target}: cannot write (No space left on device)"
+    assert [p.name for p in tmp_path.iterdir()] == []

@@ -170,4 +170,6 @@ def reraise_write_errors(path: Path, kind: str) -> Iterator[None]:
     except MedsharedError:
         raise
     except OSError as exc:
-        raise MedsharedError(f"{kind} file {path}: cannot write ({exc})") from exc
+        # strerror, not str(exc): the latter names the temporary file of the atomic writer.
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise MedsharedError(f"{kind} file {path}: cannot write ({reason})") from exc

@@ -115,7 +115,11 @@ def atomic_path(
         )
         tmp = Path(tmp_name)
         os.close(fd)
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:
+            _rename_in_error(exc, tmp, target)
+            raise
         # mkstemp creates 0600 files; give the result the mode a plain open() would have
         # (the existing file's mode, else 0666 minus the umask).
         os.chmod(tmp, _final_mode(target))
@@ -127,6 +131,21 @@ def atomic_path(
         if tmp is not None:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+def _rename_in_error(exc: OSError, tmp: Path, target: Path) -> None:
+    """Make an ``OSError`` about the temporary file name the user's target instead."""
+
+    def is_tmp(name: object) -> bool:
+        try:
+            return name is not None and Path(os.fsdecode(name)).resolve() == tmp.resolve()
+        except (TypeError, ValueError, OSError):
+            return False
+
+    if is_tmp(exc.filename):
+        exc.filename = os.fspath(target)
+    if is_tmp(exc.filename2):
+        exc.filename2 = os.fspath(target)
 
 
 def _final_mode(target: Path) -> int:
