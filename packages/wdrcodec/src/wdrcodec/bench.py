@@ -292,6 +292,32 @@ def lossless_table(ic, volumes: dict) -> list[dict]:
     return out
 
 
+def context_table(volumes: dict) -> list[dict]:
+    """Ideal per-context costs of lossless bit-plane coding (:mod:`wdrcodec.contexts`): what
+    significance/refinement/sign contexts from neighbours and parents could gain."""
+    from dataclasses import asdict
+
+    from wdrcodec.contexts import context_costs
+
+    print("\nContext-model potential, lossless (bits/voxel; ideal static per-context entropy)")
+    print(
+        f"{'volume':<22}{'.wdr':>7}{'sig':>7}{'sig|nb':>8}{'sig|cl,nb,par':>14}{'ref|age':>8}"
+        f"{'ref|age,nb':>11}{'sign':>6}{'sign|nb':>8}{'best':>7}"
+    )
+    out = []
+    for name, vol in volumes.items():
+        c = context_costs(vol)
+        row = {"volume": name, **asdict(c), "best_bpv": c.best_bpv}
+        out.append(row)
+        print(
+            f"{name:<22}{c.wdr_bpv:>7.3f}{c.significance_plain:>7.3f}"
+            f"{c.significance_neighbours:>8.3f}{c.significance_class_neighbours_parent:>14.3f}"
+            f"{c.refinement_age:>8.3f}{c.refinement_age_neighbours:>11.3f}{c.sign_plain:>6.3f}"
+            f"{c.sign_neighbours:>8.3f}{c.best_bpv:>7.3f}"
+        )
+    return out
+
+
 def startup(repeat: int = 3) -> dict:
     """Wall time of one ``wdrcodec encode`` CLI call on dipy's S0 (10 x 128 x 128) against the
     time of the coding itself (in this process, kernels loaded)."""
@@ -340,6 +366,9 @@ def run_bench(quick: bool = False, json_path: Path | None = None, plots: Path | 
         **volumes,
     }
     results["lossless"] = lossless_table(ic, lossless_vols)
+    results["contexts"] = context_table(
+        {k: v for k, v in lossless_vols.items() if k.startswith(("dipy", "nibabel"))}
+    )
     results["startup"] = startup(2 if quick else 3)
     if json_path is not None:
         from medshared.io import atomic_write_text

@@ -1,0 +1,128 @@
+"""How much context modelling could gain: ideal per-context costs of lossless bit-plane coding.
+
+For the integer LeGall 5/3 coefficients of a ``(Z, Y, X)`` volume (mean removed, the codec's
+dyadic layout), every bit-plane decision is counted in a context and costed at the empirical
+entropy of that context (a static ideal: an adaptive coder pays a little more). Decisions:
+
+* **significance**: at plane ``p`` every coefficient not yet significant decides whether
+  ``|c| >= 2**p``; contexts (each also split by the plane): none, or the number of its 6
+  neighbours (same subband) already significant, or that count x subband class x parent (same
+  orientation, one level coarser, position ``// 2`` in the pyramid layout) already significant;
+* **refinement**: bit ``p`` of a coefficient significant before ``p``; contexts: planes since
+  significance (what the codec uses), or that x significant neighbours (0, 1, 2+);
+* **sign**: contexts: none (the codec) or the signs of the ``x-1`` and ``y-1`` neighbours.
+
+The codec itself codes significance as WDR run lengths, so the comparison that matters is the
+real ``.wdr`` size against the best context total (see :func:`context_costs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from wdrcodec.decomposition import axis_levels, forward, subbands
+
+
+@dataclass(frozen=True)
+class ContextCosts:
+    """Ideal costs in bits per voxel (see the module docstring) and the real lossless rate."""
+
+    wdr_bpv: float
+    significance_plain: float
+    significance_neighbours: float
+    significance_class_neighbours_parent: float
+    refinement_age: float
+    refinement_age_neighbours: float
+    sign_plain: float
+    sign_neighbours: float
+
+    @property
+    def best_bpv(self) -> float:
+        """The cheapest context choice for each kind of decision, summed."""
+        return (
+            min(self.significance_neighbours, self.significance_class_neighbours_parent)
+            + self.refinement_age_neighbours
+            + self.sign_neighbours
+        )
+
+
+def _entropy_bits(counts: np.ndarray) -> float:
+    """Total bits of coding every context's decisions at its empirical entropy; ``counts`` has
+    the decision value (0/1) on its last axis."""
+    c = counts.astype(np.float64)
+    n = c.sum(axis=-1, keepdims=True)
+    p = np.where(c > 0, c / np.maximum(n, 1.0), 1.0)
+    return float(-(c * np.log2(p)).sum())
+
+
+def _neighbours(a: np.ndarray, band: np.ndarray) -> list[np.ndarray]:
+    """The 6 face neighbours of every voxel of ``a``; 0 where the neighbour is outside the
+    array or in another subband. Order: z-1, z+1, y-1, y+1, x-1, x+1."""
+    out = []
+    for ax in range(3):
+        for shift in (1, -1):
+            r = np.roll(a, shift, axis=ax)
+            same = np.roll(band, shift, axis=ax) == band
+            edge = [slice(None)] * 3
+            edge[ax] = slice(0, 1) if shift == 1 else slice(-1, None)
+            same[tuple(edge)] = False
+            out.append(np.where(same, r, 0))
+    return out
+
+
+def context_costs(volume: np.ndarray, levels: int = 5) -> ContextCosts:
+    """Ideal context costs of the lossless coding of ``volume`` ``(Z, Y, X)`` (integer)."""
+    from wdrcodec.codec import encode
+
+    vol = np.asarray(volume).astype(np.int64)
+    wdr_bits = len(encode(np.asarray(volume), lossless=True, levels=levels)) * 8
+    lv = axis_levels(vol.shape, levels)
+    coef = forward(vol - int(np.rint(vol.mean())), lv, True, False)
+    band = np.zeros(coef.shape, np.int32)
+    klass = np.zeros(coef.shape, np.int64)
+    for k, sb in enumerate(subbands(vol.shape, lv, False)):
+        z0, z1, y0, y1, x0, x1 = sb.box
+        band[z0:z1, y0:y1, x0:x1] = k
+        klass[z0:z1, y0:y1, x0:x1] = 0 if sb.rank == 0 else min(100 - sb.rank, 7)
+    mag = np.abs(coef)
+    idx = np.meshgrid(*(np.arange(n) // 2 for n in coef.shape), indexing="ij")
+    parent = np.where(klass > 0, mag[tuple(idx)], 0)
+    plane = np.where(mag > 0, np.floor(np.log2(np.maximum(mag, 1))), -1).astype(np.int64)
+    near = _neighbours(mag, band)
+    top = int(plane.max())
+    sig = [np.zeros((top + 2, 2)), np.zeros((top + 2, 7, 2)), np.zeros((top + 2, 8, 7, 2, 2))]
+    ref = [np.zeros((4, 2)), np.zeros((4, 3, 2))]
+    for p in range(top, -1, -1):
+        thr = np.int64(1) << p
+        before = mag >= (thr << 1)  # significant before this plane
+        count = np.minimum(sum((m >= (thr << 1)).astype(np.int64) for m in near), 6)
+        open_ = ~before
+        bit = (mag[open_] >= thr).astype(np.int64)
+        np.add.at(sig[0][p], bit, 1)
+        np.add.at(sig[1][p], (count[open_], bit), 1)
+        par = (parent[open_] >= (thr << 1)).astype(np.int64)
+        np.add.at(sig[2][p], (klass[open_], count[open_], par, bit), 1)
+        age = np.minimum(plane[before] - p - 1, 3)
+        rbit = (mag[before] >> p) & 1
+        np.add.at(ref[0], (age, rbit), 1)
+        np.add.at(ref[1], (age, np.minimum(count[before], 2), rbit), 1)
+    nz = mag > 0
+    neg = (coef[nz] < 0).astype(np.int64)
+    sgn = [np.sign(n) for n in _neighbours(coef, band)]
+    left, up = sgn[4][nz].astype(np.int64) + 1, sgn[2][nz].astype(np.int64) + 1
+    s_plain, s_ctx = np.zeros(2), np.zeros((3, 3, 2))
+    np.add.at(s_plain, neg, 1)
+    np.add.at(s_ctx, (left, up, neg), 1)
+    n = vol.size
+    return ContextCosts(
+        wdr_bits / n,
+        _entropy_bits(sig[0]) / n,
+        _entropy_bits(sig[1]) / n,
+        _entropy_bits(sig[2]) / n,
+        _entropy_bits(ref[0]) / n,
+        _entropy_bits(ref[1]) / n,
+        _entropy_bits(s_plain) / n,
+        _entropy_bits(s_ctx) / n,
+    )
