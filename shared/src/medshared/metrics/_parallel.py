@@ -30,5 +30,9 @@ def map_filter(
     work = size if size is not None else int(getattr(items[0], "size", 0))
     if workers <= 1 or work < _MIN_PARALLEL_SIZE:
         return [fn(a) for a in items]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         return list(pool.map(fn, items))
+    finally:
+        # On Ctrl-C/SIGTERM do not start the filters still queued; wait for the running ones.
+        pool.shutdown(wait=True, cancel_futures=True)
