@@ -90,7 +90,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                             "(exactly one)")
     out = _check_out(args.out, [*args.inputs, args.authors_pt, args.reference])
     if args.inputs:
-        ds = prepare_sources(sources_from_files(args.inputs, args.reference), cfg)
+        ds = prepare_sources(sources_from_files(args.inputs, args.reference), cfg,
+                             show_progress=not args.quiet)
     elif args.synthetic is not None:
         ds = prepare_synthetic(args.synthetic, tuple(args.synthetic_streamlines), cfg,
                                seed=args.synthetic_seed)
@@ -218,7 +219,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     models = _load_models(args.models)
     cfg = config_from_args(EvalConfig, args)
     labels = [sub.tract_names[t] for t in sub.tract]
-    table = evaluate_models(models, sub.bundles, labels, sub.norm, cfg)
+    table = evaluate_models(models, sub.bundles, labels, sub.norm, cfg,
+                            show_progress=not args.quiet)
     print(f"{len(sub)} bundle groups ({args.split}); BUAN with one cluster per streamline; "
           f"0.05 normalised = {0.05 * sub.norm.mm_per_unit:.2f} mm")
     print(table.format())
@@ -307,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--synthetic-seed", type=_int_at_least(0, "--synthetic-seed"), default=0,
                    help="seed of the synthetic generator (default: 0)")
     s.add_argument("--authors-pt", help="the authors' processed_tracts.pt (or its _part_N files)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_arguments(s, PrepareConfig)
     s.set_defaults(func=cmd_prepare)
 
@@ -362,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="score a seeded random subset of at most this many groups "
                             "(default: all)")
         s.add_argument("--json", help="also write the results as JSON here")
+        s.add_argument("--quiet", action="store_true", help="no progress bar")
         if name == "evaluate":
             add_config_arguments(s, EvalConfig, exclude=("buan_mm_thresholds",))
             s.add_argument("--embedding-png", help="write a 2D latent embedding plot (PNG) here")

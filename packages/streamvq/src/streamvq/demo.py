@@ -20,7 +20,7 @@ import numpy as np
 
 from streamvq.config import MODEL_NAMES, EvalConfig, ModelConfig, PrepareConfig, TrainConfig
 
-DEMO_STEPS = 60
+DEMO_STEPS = 40
 DEMO_BATCH = 16
 QUICK_STEPS = 4
 
@@ -76,8 +76,8 @@ def demo_rows(out_dir: Path, quick: bool) -> list:
               f"val MSE {res.val_mse if res.val_mse is None else round(res.val_mse, 4)}")
     # held-out synthetic groups
     val = ds.validation
-    if len(val) > (8 if quick else 24):
-        val = val.subset(np.arange(len(val)) % max(len(val) // (8 if quick else 24), 1) == 0)
+    if len(val) > (8 if quick else 16):
+        val = val.subset(np.arange(len(val)) % max(len(val) // (8 if quick else 16), 1) == 0)
     labels = [val.tract_names[t] for t in val.tract]
     ecfg = EvalConfig()
     syn = evaluate_models(models, val.bundles, labels, ds.norm, ecfg)
@@ -124,9 +124,11 @@ def demo_rows(out_dir: Path, quick: bool) -> list:
     for name, m in models.items():
         coords[name], method = embed_2d(encode_bundles(m, val.bundles))
     plot_embedding(coords, labels, out_dir / "embedding.png", method)
-    (out_dir / "tables.json").write_text(json.dumps(
+    from medshared.io import atomic_write_text
+
+    atomic_write_text(out_dir / "tables.json", json.dumps(
         {"synthetic": syn.to_json(), "dipy": real.to_json() if real else None,
-         "perturbation": [r.__dict__ for r in rows_p]}, indent=2))
+         "perturbation": [r.__dict__ for r in rows_p]}, indent=2) + "\n")
     print(f"\nfiles in {out_dir}: tables.json, perturbation.png, embedding.png ({method}), "
           f"decoded_vqdiff.trk, run_*/ ; demo time {time.perf_counter() - t0:.1f} s")
     budget = f"{steps} updates x batch {DEMO_BATCH}"

@@ -31,17 +31,23 @@ class GroupScores:
 
 
 def score_groups(x_norm: np.ndarray, r_norm: np.ndarray, norm: Normalisation,
-                 config: EvalConfig = EvalConfig()) -> GroupScores:
+                 config: EvalConfig = EvalConfig(), *, show_progress: bool = False,
+                 desc: str = "BUAN") -> GroupScores:
     """Score reconstructions ``r_norm`` of ``x_norm`` (both ``(G, 3, S, P)``, normalised)."""
     from medshared.metrics import buan
+    from medshared.training import progress
 
     xs, rs = from_tensor_layout(x_norm), from_tensor_layout(r_norm)
     xm, rm = norm.to_mm(xs), norm.to_mm(rs)
     g = len(xs)
-    bn = np.array([buan(list(xs[i]), list(rs[i]), threshold=config.buan_norm_threshold,
-                        clust_thr=(0.0,)) for i in range(g)])
-    bmm = {float(t): np.array([buan(list(xm[i]), list(rm[i]), threshold=float(t), clust_thr=(0.0,))
-                               for i in range(g)]) for t in config.buan_mm_thresholds}
+    thresholds = [float(t) for t in config.buan_mm_thresholds]
+    bn = np.zeros(g)
+    bmm = {t: np.zeros(g) for t in thresholds}
+    for i in progress(range(g), total=g, desc=desc, enabled=show_progress, unit="group"):
+        bn[i] = buan(list(xs[i]), list(rs[i]), threshold=config.buan_norm_threshold,
+                     clust_thr=(0.0,))
+        for t in thresholds:
+            bmm[t][i] = buan(list(xm[i]), list(rm[i]), threshold=t, clust_thr=(0.0,))
     return GroupScores(bn, bmm, mdf(xm, rm).mean(axis=1),
                        ((np.asarray(x_norm) - np.asarray(r_norm)) ** 2).mean(axis=(1, 2, 3)))
 
@@ -127,6 +133,8 @@ def evaluate_models(
     tract_labels: Sequence[str],
     norm: Normalisation,
     config: EvalConfig = EvalConfig(),
+    *,
+    show_progress: bool = False,
 ) -> ReconTable:
     """Score every model on the same normalised groups; returns the Table-1-like table."""
     cols = [f"BUAN@{config.buan_norm_threshold:g}norm",
@@ -135,5 +143,7 @@ def evaluate_models(
     table = ReconTable(cols, tracts, mm_per_unit=norm.mm_per_unit)
     for name, model in models.items():
         rec = reconstruct(model, bundles_norm, config.batch_size, config.stochastic)
-        table.add(name, score_groups(bundles_norm, rec, norm, config), tract_labels)
+        scores = score_groups(bundles_norm, rec, norm, config, show_progress=show_progress,
+                              desc=f"BUAN {name}")
+        table.add(name, scores, tract_labels)
     return table

@@ -138,7 +138,8 @@ def assemble(
     )
 
 
-def prepare_sources(sources: Sequence[BundleSource], config: PrepareConfig) -> BundleDataset:
+def prepare_sources(sources: Sequence[BundleSource], config: PrepareConfig,
+                    *, show_progress: bool = False) -> BundleDataset:
     """Build a dataset from in-memory bundles (see the module docstring).
 
     An empty bundle (nothing left after cleaning/box policy) is skipped and counted
@@ -148,7 +149,9 @@ def prepare_sources(sources: Sequence[BundleSource], config: PrepareConfig) -> B
         raise StreamvqError("no input bundles")
     rng = np.random.default_rng(config.seed)
     groups, index, infos, counts, empty = [], [], [], [], []
-    for s in sources:
+    from medshared.training import progress
+
+    for s in progress(sources, total=len(sources), desc="bundles", enabled=show_progress):
         name = s.path or f"{s.subject}/{s.tract}"
         try:
             gb = group_bundle(s.streamlines, s.space, config, rng, name=name)

@@ -2,8 +2,10 @@
 
 The run folder (``medshared.training.RunFolder``) holds ``config.json`` (model + training +
 dataset summary), ``metrics.jsonl`` (every ``log_every`` updates: loss, MSE, bottleneck loss,
-codebook perplexity and dead codes over the interval, skipped updates; every ``save_every``:
-validation MSE), ``last.pt``/``best.pt``/``final.pt`` training states and ``model.safetensors``
+codebook perplexity over the interval (of the hard assignments for VQ-VAE/VQ-EMA, of the soft
+weights for VQ-Diff, as the authors compute it), dead codes (never the nearest / most weighted
+code during the interval), skipped updates; every ``save_every``: validation MSE; at the end the
+SHA-256 of the weights), ``last.pt``/``best.pt``/``final.pt`` training states and ``model.safetensors``
 (the inference export that ``encode``/``decode``/``evaluate`` load).
 
 Resuming (``resume=True``) continues from ``last.pt`` and reproduces an uninterrupted run bit for
@@ -133,6 +135,7 @@ def train_model(
         val_data = TorchBundles(dataset.validation.bundles).data if len(dataset.validation) else None
         k = model_config.codebook_size
         usage = torch.zeros(k, dtype=torch.float64, device=rt.device)
+        hard = torch.zeros(k, dtype=torch.float64, device=rt.device)
         sums = torch.zeros(3, dtype=torch.float64, device=rt.device)  # loss, mse, bottleneck
         count, skipped, last_loss, val_mse = 0, 0, float("nan"), None
         step = start
@@ -160,10 +163,12 @@ def train_model(
                 count += 1
                 if out.usage is not None:
                     usage += out.usage.double()
+                    hard += torch.bincount(out.indices.reshape(-1), minlength=k).double()
                 bar.update(1)
                 if step % tc.log_every == 0 or step == tc.steps:
                     rt.all_reduce(sums, "mean")
                     rt.all_reduce(usage, "sum")
+                    rt.all_reduce(hard, "sum")
                     record = {"loss": float(sums[0]) / count, "mse": float(sums[1]) / count,
                               "bottleneck_loss": float(sums[2]) / count, "skipped": skipped,
                               "epoch": epoch}
@@ -171,10 +176,10 @@ def train_model(
                         from streamvq.models.bottlenecks import perplexity
 
                         record["perplexity"] = float(perplexity(usage))
-                        record["dead_codes"] = int((usage <= 0.5 if model_config.model == "vqdiff"
-                                                    else usage == 0).sum())
+                        record["dead_codes"] = int((hard == 0).sum())
                     run.log(step, **record)
                     usage.zero_()
+                    hard.zero_()
                     sums.zero_()
                     count = 0
                 if step % tc.save_every == 0 or step == tc.steps:
