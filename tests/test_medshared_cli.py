@@ -42,4 +42,5 @@ def test_compare_bad_input_is_one_clear_line(tmp_path: Path, script) -> None:
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert "broken.nii.gz" in proc.stderr and proc.stderr.startswith("error:")
+    assert "broken.nii.gz" in proc.stderr and proc.stderr.startswith("medshared: error:")
+    assert len(proc.stderr.strip().splitlines()) == 1
