@@ -124,3 +124,27 @@ def test_no_demo_installed(monkeypatch, capsys) -> None:
     monkeypatch.setattr(demo, "entry_points", lambda group: [])
     assert demo.main() == 1
     assert "no tool demos are installed" in capsys.readouterr().out
+
+
+def test_tool_demo_command_prints_the_rows_and_keeps_files_in_out(tmp_path, capsys) -> None:
+    import argparse
+
+    from medshared.demo import ResultRow, add_demo_command
+
+    seen = []
+
+    def demo_rows(out_dir, quick):
+        (out_dir / "made.txt").write_text("x")
+        seen.append((out_dir, quick))
+        return [ResultRow("toy", "case", "method", "PSNR", 41.25, "dB", "J2K 38.0")]
+
+    parser = argparse.ArgumentParser(prog="toy")
+    add_demo_command(parser.add_subparsers(), "toy", demo_rows)
+    args = parser.parse_args(["demo", "--out", str(tmp_path / "keep"), "--quick"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "41.25" in out and "J2K 38.0" in out
+    assert (tmp_path / "keep" / "made.txt").read_text() == "x" and seen[0][1] is True
+    args = parser.parse_args(["demo"])
+    args.func(args)
+    assert not seen[1][0].exists()  # the default temporary folder is removed afterwards

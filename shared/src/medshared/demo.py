@@ -95,6 +95,47 @@ def format_table(rows: list[ResultRow]) -> str:
     return "\n".join(lines)
 
 
+def add_demo_command(subparsers, tool: str, demo_rows) -> None:
+    """Add the ``<tool> demo`` subcommand: run ``demo_rows`` and print :func:`format_table`.
+
+    Every tool's ``demo`` is this one command, so options and output agree across tools:
+    ``--out DIR`` keeps the files the demo writes (default: a temporary folder, removed after),
+    ``--quick`` asks for the shortest run. ``demo_rows`` may be the callable or its
+    ``"module:function"`` path (imported only when the command runs, so ``--help`` stays fast).
+    """
+    p = subparsers.add_parser(
+        "demo", help=f"run {tool}'s main job on built-in data and print its results table"
+    )
+    p.add_argument("--out", default=None, help="keep the demo's files in this folder "
+                   "(default: a temporary folder, removed afterwards)")
+    p.add_argument("--quick", action="store_true", help="shortest run (default: off)")
+    p.set_defaults(func=lambda args: run_tool_demo(demo_rows, args.out, args.quick))
+
+
+def run_tool_demo(demo_rows, out: str | Path | None = None, quick: bool = False) -> int:
+    """Run one tool's ``demo_rows(out_dir, quick)`` and print its rows as a table; returns 0."""
+    if isinstance(demo_rows, str):
+        import importlib
+
+        module, _, name = demo_rows.partition(":")
+        demo_rows = getattr(importlib.import_module(module), name)
+    if out is not None:
+        from medshared.io.outputs import check_output_path
+
+        folder = Path(out)
+        if folder.exists() and not folder.is_dir():
+            raise MedsharedError(f"--out {folder}: exists and is not a folder")
+        if not folder.exists():
+            check_output_path(folder, what="--out")
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = list(demo_rows(folder, quick))
+    else:
+        with tempfile.TemporaryDirectory(prefix="demo-") as tmp:
+            rows = list(demo_rows(Path(tmp), quick))
+    print(format_table(rows))
+    return 0
+
+
 def run_demos(
     only: list[str] | None = None,
     out_dir: Path | None = None,
