@@ -330,6 +330,7 @@ def encode_full(
         grouping=grouping,
         affine=affine,
         meta=None if metadata is None else bytes(metadata),
+        coder=cfg.coder,
     )
     nvox = a.size
     if cfg.bpv is not None:
@@ -345,7 +346,16 @@ def encode_full(
         limit = int(math.ceil(nvox * max(2, a.dtype.itemsize) * 1.25)) + 1024
     else:
         limit = None
-    payload, _status = coder.encode_coefficients(mag, neg, top, header.nplanes, limit, lay.classes)
+    if cfg.coder == "ctx":
+        from wdrcodec import ctxcoder
+
+        payload, _status = ctxcoder.encode_coefficients(
+            mag, neg, lay.boxes, lay.box_class, top, header.nplanes, limit
+        )
+    else:
+        payload, _status = coder.encode_coefficients(
+            mag, neg, top, header.nplanes, limit, lay.classes
+        )
     if cfg.psnr is not None:
         payload = _shortest_prefix(a4, payload, header, lay, q4.shape, cfg.psnr, cfg.psnr_range)
     data = pack(header, payload)
@@ -384,8 +394,19 @@ def _shortest_prefix(a4, payload, header, lay, shape4, target, psnr_range) -> by
 
 def _reconstruct_internal(payload, h: Header, lay: Layout, shape4) -> tuple[np.ndarray, int]:
     """Decode ``payload`` to the ``(T, Z, Y, X)`` array in the stored dtype, and the status."""
-    cls = lay.classes
-    flat, status = coder.decode_into(payload, h.top, h.nplanes, cls, 2.0**-h.frac_bits, lay.boxes)
+    if h.coder == "ctx":
+        from wdrcodec import ctxcoder
+
+        rec, status = ctxcoder.decode_midpoints(
+            payload, lay.boxes, lay.box_class, lay.n, h.top, h.nplanes, 2.0**-h.frac_bits
+        )
+        flat = np.empty(lay.n, dtype=np.float64)
+        coder.scatter_values(rec, lay.boxes, flat)
+        del rec
+    else:
+        flat, status = coder.decode_into(
+            payload, h.top, h.nplanes, lay.classes, 2.0**-h.frac_bits, lay.boxes
+        )
     if h.lossless:
         np.rint(flat, out=flat)
     vol = _synthesis(flat, lay, shape4, h.lossless, h.packet)

@@ -24,10 +24,12 @@ from wdrcodec.errors import WdrError
 Mode = Literal["3d", "2d", "mcpd"]
 Norm = Literal["std", "range", "none"]
 PsnrRange = Literal["ref", "dtype"]
+Coder = Literal["wdr", "ctx"]
 
 MODES: tuple[str, ...] = ("3d", "2d", "mcpd")
 NORMS: tuple[str, ...] = ("std", "range", "none")
 PSNR_RANGES: tuple[str, ...] = ("ref", "dtype")
+CODERS: tuple[str, ...] = ("wdr", "ctx")
 MAX_LEVELS = 12
 
 
@@ -101,6 +103,13 @@ class EncodeConfig:
             "SD), range (0-1 min-max) or none (raw stored units)"
         },
     )
+    coder: Coder = field(
+        default="wdr",
+        metadata={
+            "help": "bit-plane coder: wdr (run-length gaps, the paper's) or ctx (per-coefficient "
+            "significance with neighbour contexts; smaller lossless files)"
+        },
+    )
     float_step: float | None = field(
         default=None,
         metadata={
@@ -164,7 +173,12 @@ def check_value(name: str, value: Any, meta: Any) -> None:
         return
     opt = _opt(name)
     if isinstance(value, str):
-        allowed = {"mode": MODES, "mcpd_norm": NORMS, "psnr_range": PSNR_RANGES}.get(name)
+        allowed = {
+            "mode": MODES,
+            "mcpd_norm": NORMS,
+            "psnr_range": PSNR_RANGES,
+            "coder": CODERS,
+        }.get(name)
         if allowed is not None and value not in allowed:
             raise WdrError(f"{opt}: must be one of {', '.join(allowed)}, got {value!r}")
         return

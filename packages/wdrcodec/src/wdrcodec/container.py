@@ -32,6 +32,7 @@ FLAG_AXES_XYZ = 4
 FLAG_AFFINE = 8
 FLAG_FLOAT = 16
 FLAG_META = 32  # version 2: a metadata section (u32 length + bytes) follows the grouping
+FLAG_CTX = 64  # version 2: the payload is coded by wdrcodec.ctxcoder (else wdrcodec.coder)
 
 DTYPES = {1: "uint8", 2: "int8", 3: "uint16", 4: "int16", 5: "float32", 6: "float64"}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -80,6 +81,7 @@ class Header:
     grouping: np.ndarray
     affine: np.ndarray | None = None
     meta: bytes | None = None  # opaque metadata section (e.g. DICOM attributes, wdrcodec.dicom)
+    coder: str = "wdr"  # "wdr" (wdrcodec.coder) or "ctx" (wdrcodec.ctxcoder)
     payload_len: int = 0
     block_size: int = PAYLOAD_BLOCK
     block_crcs: list[int] = field(default_factory=list)
@@ -160,6 +162,7 @@ def pack(h: Header, payload: bytes) -> bytes:
         | (FLAG_AFFINE if h.affine is not None else 0)
         | (FLAG_FLOAT if h.dtype.startswith("float") else 0)
         | (FLAG_META if h.meta is not None else 0)
+        | (FLAG_CTX if h.coder == "ctx" else 0)
     )
     t, z = h.grouping.shape
     hlen = header_size(t * z, n_blocks, h.affine is not None, meta_len(h))
@@ -308,6 +311,7 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
         grouping=grouping,
         affine=affine,
         meta=meta,
+        coder="ctx" if flags & FLAG_CTX and version >= 2 else "wdr",
         payload_len=payload_len,
         block_size=block_size,
         block_crcs=crcs,
