@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize
-from scipy.cluster.vq import kmeans2
 
 from perfdecon.errors import PerfdeconError
 from perfdecon.phantom import gamma_variate
@@ -119,6 +117,8 @@ def _cluster_score(mean_curve: np.ndarray, dt: float) -> float:
 def fit_gamma_variate(curve: np.ndarray, dt: float) -> GammaFit | None:
     """Fit a gamma variate to the first pass of ``curve`` (up to where it falls below 30 % of the
     peak after the peak).  Returns None when the fit fails."""
+    from scipy import optimize  # imported when used: ~1 s of start-up otherwise
+
     y = np.asarray(curve, np.float64)
     t = np.arange(len(y)) * dt
     p = int(np.argmax(y))
@@ -214,6 +214,8 @@ def auto_aif(
     top, curves = top[smooth_enough], curves[smooth_enough]
     if len(top) < 4:
         raise PerfdeconError("automatic AIF: not enough candidate voxels with a clear bolus")
+    from scipy.cluster.vq import kmeans2
+
     rng = np.random.default_rng(seed)
 
     def best_cluster(cv: np.ndarray, k: int) -> tuple[np.ndarray, list[float]]:

@@ -132,6 +132,9 @@ def _add_maps_parser(sub) -> None:
                    "function's (partial-volume correction of absolute CBF/CBV; default: off)")
     p.add_argument("--force", action="store_true",
                    help="continue with a poor AIF (a warning is printed and saved)")
+    p.add_argument("--no-figures", action="store_true",
+                   help="skip aif.png and overview.png (matplotlib is not imported; "
+                   "default: written)")
     p.add_argument("--jobs", type=_number(int, 1, 64), default=1,
                    help="cases run in parallel in a cohort, processes (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -264,7 +267,7 @@ def _cmd_maps(a: argparse.Namespace) -> int:
 
         with stage_bar(enabled=show) as on_stage:
             run = run_maps(cases[0].series, a.out, config=cfg, aif=aif, mask=a.mask, dt=a.dt,
-                           force=a.force, on_stage=on_stage)
+                           force=a.force, figures=not a.no_figures, on_stage=on_stage)
         for w in run.warnings:
             print(f"perfdecon: {w}", file=sys.stderr)
         s = run.summary
@@ -274,7 +277,7 @@ def _cmd_maps(a: argparse.Namespace) -> int:
         )
         return 0
     report = run_cohort(cases, Path(a.out), config=cfg, aif=aif, mask=a.mask, dt=a.dt,
-                        force=a.force, jobs=a.jobs, progress=show)
+                        force=a.force, figures=not a.no_figures, jobs=a.jobs, progress=show)
     print(format_cohort(report))
     return 0 if report.n_failed == 0 else 2
 

@@ -29,11 +29,12 @@ MAP_NAMES = ("cbf", "cbv", "mtt", "tmax", "ttp", "rcbf")
 """Float maps written as ``<name>.nii.gz``."""
 MASK_NAMES = ("core", "penumbra")
 """uint8 masks written as ``<name>.nii.gz``."""
+FIGURES = ("aif.png", "overview.png")
+"""The PNG figures (skipped with ``figures=False``: matplotlib is then never imported)."""
 OUTPUT_FILES = (
     *(f"{n}.nii.gz" for n in MAP_NAMES + MASK_NAMES),
     "aif.txt",
-    "aif.png",
-    "overview.png",
+    *FIGURES,
     "summary.json",
 )
 """Every file of one case's result (written as one set)."""
@@ -235,6 +236,7 @@ def run_maps(
     mask: str | Path | None = None,
     dt: float | None = None,
     force: bool = False,
+    figures: bool = True,
     on_stage: Callable[[str], None] | None = None,
 ) -> MapsRun:
     """Perfusion maps of one 4D series, written to ``out`` as one set.
@@ -256,6 +258,9 @@ def run_maps(
         Frame interval in s (default: the header's pixdim[4], in seconds).
     force:
         Accept an AIF below ``config.min_aif_quality`` (with a warning).
+    figures:
+        Write ``aif.png`` and ``overview.png`` (matplotlib); False skips them (figures of an
+        earlier run in ``out`` are then left as they were).
     on_stage:
         Called with the name of each stage as it starts (``"read"``, ``"concentration"``,
         ``"aif"``, ``"maps"``, ``"write"``), e.g. to drive a progress bar.
@@ -285,7 +290,7 @@ def run_maps(
     # heavy imports only once the request is known to be sound
     from medshared.io.outputs import output_set
     from perfdecon.aif import aif_from_file, plot_aif, save_aif_txt
-    from perfdecon.figures import plot_overview
+    from perfdecon.figures import plot_overview  # matplotlib itself only when drawing
     from perfdecon.io import read_mask, read_series, write_map
     from perfdecon.jsonout import write_json
     from perfdecon.pipeline import run_case, to_concentration
@@ -328,7 +333,8 @@ def run_maps(
         force=force,
     )
     stage("write")
-    with output_set(out, OUTPUT_FILES, inputs, what="--out") as tmp:
+    names = OUTPUT_FILES if figures else tuple(n for n in OUTPUT_FILES if n not in FIGURES)
+    with output_set(out, names, inputs, what="--out") as tmp:
         for name in MAP_NAMES:
             write_map(tmp / f"{name}.nii.gz", getattr(res, name).astype(np.float32), s.affine,
                       s.spacing)
@@ -336,8 +342,9 @@ def run_maps(
             write_map(tmp / f"{name}.nii.gz", getattr(res, name).astype(np.uint8), s.affine,
                       s.spacing)
         save_aif_txt(tmp / "aif.txt", res.aif.curve)
-        plot_aif(tmp / "aif.png", res.aif, dt_s, vof=res.vof)
-        plot_overview(tmp / "overview.png", res, dt_s, float(np.prod(s.spacing)) / 1000.0)
+        if figures:
+            plot_aif(tmp / "aif.png", res.aif, dt_s, vof=res.vof)
+            plot_overview(tmp / "overview.png", res, dt_s, float(np.prod(s.spacing)) / 1000.0)
         dt_source = "--dt" if dt is not None else "file (NIfTI pixdim[4] / DICOM frame times)"
         summary = _summary(s, dt_s, cfg, res, choice, t0, t_pre, dt_source)
         write_json(tmp / "summary.json", summary)
@@ -347,6 +354,7 @@ def run_maps(
 __all__ = [
     "AIF_KINDS",
     "MAP_NAMES",
+    "FIGURES",
     "MASK_NAMES",
     "OUTPUT_FILES",
     "UNITS",

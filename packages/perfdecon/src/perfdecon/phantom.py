@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, special
 
 from perfdecon.config import CORE_THRESHOLD, PENUMBRA_TMAX, RHO
 from perfdecon.config import HEMATOCRIT_FACTOR as KH
@@ -69,6 +68,8 @@ def residue(t: np.ndarray, mtt: np.ndarray, shape: str = "exponential") -> np.nd
     elif shape == "box":
         r = (t < mtt).astype(np.float64)
     elif shape == "gamma":
+        from scipy import special
+
         k = 3.0
         r = special.gammaincc(k, np.clip(t, 0, None) / (mtt / k))
     else:
@@ -88,6 +89,8 @@ def default_aif(
     """Gamma-variate AIF (HU enhancement) with an optional delayed, dispersed recirculation."""
     first = gamma_variate_peak(peak, t0, b, c, t)
     if recirculation > 0:
+        from scipy import special
+
         second = gamma_variate_peak(1.0, t0 + 2.5 * b * c, 2.0 * b, 1.5 * c, t)
         first_area = peak * np.exp(b) * special.gamma(b + 1) * c / (b**b)
         sec_area = np.exp(2 * b) * special.gamma(2 * b + 1) * 1.5 * c / ((2 * b) ** (2 * b))
@@ -265,6 +268,8 @@ class BrainCase:
 
 
 def _smooth_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
+    from scipy import ndimage
+
     f = ndimage.gaussian_filter(rng.normal(size=shape), sigma)
     return f / (f.std() + 1e-12)
 
