@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
-import pytest
 
 from flowsr.cli import main
 
@@ -14,9 +13,7 @@ SMALL = ["--shape-x", "64", "--shape-y", "64", "--shape-z", "32", "--voxel-mm", 
 
 def test_help_states_units(capsys):
     for cmd in ("phantom", "downsample", "wmf", "train", "predict", "evaluate", "bench", "demo"):
-        with pytest.raises(SystemExit) as exc:
-            main([cmd, "--help"])
-        assert exc.value.code == 0
+        assert main([cmd, "--help"]) == 0
     out = capsys.readouterr().out
     for unit in ("(mm)", "(m/s)", "(dB", "(s)", "beats/min", "(voxels)"):
         assert unit in out
@@ -59,7 +56,11 @@ def test_pipeline(tmp_path, capsys):
     assert "input" in capsys.readouterr().err
     nii = tmp_path / "pat"
     assert main(["predict", str(lr), "--model", str(model), "--out", f"{nii}.nii.gz",
-                 "--quiet", "--patch-x", "16", "--patch-y", "16", "--patch-z", "8"]) == 0
+                 "--quiet", "--patch-x", "16", "--patch-y", "16", "--patch-z", "8"]) == 2
+    assert "--stride-x 28 exceeds --patch-x 16" in capsys.readouterr().err
+    assert main(["predict", str(lr), "--model", str(model), "--out", f"{nii}.nii.gz",
+                 "--quiet", "--patch-x", "16", "--patch-y", "16", "--patch-z", "8",
+                 "--stride-x", "16", "--stride-y", "16", "--stride-z", "8"]) == 0
     assert (tmp_path / "pat_u.nii.gz").is_file() and (tmp_path / "pat_prob.nii.gz").is_file()
 
 

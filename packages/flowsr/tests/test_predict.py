@@ -66,3 +66,5 @@ def test_batch_size_does_not_change_the_result():
 def test_gap_stride_refused():
     with pytest.raises(FlowsrError, match="stride"):
         axis_tiles(64, 16, 20)
+    with pytest.raises(FlowsrError, match="--stride-z 12 exceeds --patch-z 8"):
+        PredictConfig(patch_z=8)

@@ -111,3 +111,13 @@ class PredictConfig:
     stride_z: int = _f(12, "low-res stride along Z (voxels)", 1, 512)
     batch_size: int = _f(8, "patches per forward pass", 1, 4096)
     threshold: float = _f(0.5, "segmentation probability threshold", 0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        from flowsr.errors import FlowsrError
+
+        for ax in "xyz":
+            p, s = getattr(self, f"patch_{ax}"), getattr(self, f"stride_{ax}")
+            if s > p:
+                raise FlowsrError(
+                    f"--stride-{ax} {s} exceeds --patch-{ax} {p}: patches would leave gaps"
+                )
