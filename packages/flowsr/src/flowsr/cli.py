@@ -231,25 +231,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from flowsr.demo import demo_rows
-    from medshared.demo import format_table
-
-    if args.out is not None:
-        rows = demo_rows(Path(args.out), args.quick)
-    else:
-        with tempfile.TemporaryDirectory(prefix="flowsr-demo-") as tmp:
-            rows = demo_rows(Path(tmp), args.quick)
-    print(format_table(rows))
-    return 0
-
-
 # -- parser -------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The ``flowsr`` parser (subcommands set ``func``)."""
     from flowsr import __version__
+    from medshared.demo import add_demo_command
     from medshared.training import add_config_arguments
 
     parser = argparse.ArgumentParser(
@@ -332,10 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("demo", help="train briefly on phantoms, evaluate on a held-out one")
-    p.add_argument("--quick", action="store_true", help="fewer training steps")
-    p.add_argument("--out", help="folder to keep the run, figures and metrics (default: temp)")
-    p.set_defaults(func=cmd_demo)
+    add_demo_command(sub, "flowsr", "flowsr.demo:demo_rows")
     return parser
 
 
