@@ -13,9 +13,9 @@ dataset                      shape             meaning
 ``venc_u``, ``venc_v``, ...  ``(T,)``          low-res only: VENC per frame (m/s)
 ============================ ================= ==============================================
 
-flowsr adds an optional root attribute ``dt_s`` (frame interval, s). Reading goes through h5py
-slicing one frame at a time (:class:`FlowFile`); ``medshared.io.read_hdf5`` reads whole datasets,
-so it is used only for writing here (``write_hdf5``, atomic).
+flowsr adds an optional root attribute ``dt_s`` (frame interval, s). Reading goes through
+``medshared.io.hdf5.open_hdf5`` (lazy, sliceable) one frame at a time (:class:`FlowFile`);
+writing through ``medshared.io.write_hdf5`` (atomic).
 
 NIfTI
 -----
@@ -85,15 +85,10 @@ class FlowFile:
     """
 
     def __init__(self, path: str | Path) -> None:
-        import h5py
+        from medshared.io.hdf5 import open_hdf5
 
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FlowsrError(f"{self.path}: no such file")
-        try:
-            self._fh = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise FlowsrError(f"{self.path}: not a readable HDF5 file ({exc})") from exc
+        self._fh = open_hdf5(self.path)  # missing/corrupt file: medshared's one-line error
         try:
             self._validate()
         except BaseException:
