@@ -119,3 +119,15 @@ def test_enhance_a_dicom_cine_and_a_png_folder_via_cli(tmp_path, capsys):
     assert main(["enhance", str(src), str(src), "--ckpt", str(res.export), "--quiet"]) == 2
     assert "same file" in capsys.readouterr().err
     assert pydicom.dcmread(src).SOPInstanceUID != ds.SOPInstanceUID
+
+
+def test_ybr_full_422_uncompressed(tmp_path):
+    rows, cols = 4, 6
+    ds = _ds(np.zeros((rows, cols, 3), np.uint8), "YBR_FULL_422")
+    # 4:2:2 subsampled layout: Y0 Y1 Cb Cr for every two pixels of a row
+    quads = np.tile(np.array([60, 200, 128, 128], np.uint8), rows * cols // 2)
+    ds.PixelData = quads.tobytes()
+    with pytest.warns(UserWarning, match="YBR_FULL_422"):
+        img = read_image(_save(ds, tmp_path / "y422.dcm"))
+    want = np.tile([60, 200], (rows, cols // 2)) / 255
+    np.testing.assert_allclose(img.frames[0], want, atol=2 / 255)
