@@ -267,6 +267,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = run_bench(batches=tuple(args.batch), models=tuple(args.models), repeats=args.repeats,
                      threads=args.threads, device=args.device)
     print(format_bench(rows))
+    from streamvq.bench import summary
+
+    print("geometric-mean ratio ours/authors per CPU second: " + ", ".join(
+        f"{k} {v:.2f}" for k, v in summary(rows).items()))
     return 0
 
 

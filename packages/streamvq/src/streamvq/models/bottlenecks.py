@@ -177,12 +177,15 @@ class GumbelSoftQuantizer(nn.Module):
     def weights(self, flat: torch.Tensor, noise: bool) -> torch.Tensor:
         """``(N, K)`` assignment weights for ``(N, D)`` latents."""
         e = self.codebook.to(flat.dtype)
-        # -(|e|^2 - 2 z.e) = -|z - e|^2 + |z|^2  (|z|^2 dropped: constant per row)
-        logits = torch.addmm(-(e * e).sum(1), flat, e.t(), alpha=2.0)
+        inv_t = 1.0 / self.temperature
         if noise:
+            # -(|e|^2 - 2 z.e) = -|z - e|^2 + |z|^2  (|z|^2 dropped: constant per row)
+            logits = torch.addmm(-(e * e).sum(1), flat, e.t(), alpha=2.0)
             gumbel = -torch.empty_like(logits).exponential_().log()
-            logits = logits + gumbel
-        return torch.softmax(logits / self.temperature, dim=1)
+            return torch.softmax((logits + gumbel) * inv_t, dim=1)
+        # deterministic: the 1/tau scaling folded into the one matmul (no extra pass)
+        logits = torch.addmm((e * e).sum(1) * -inv_t, flat, e.t(), alpha=2.0 * inv_t)
+        return torch.softmax(logits, dim=1)
 
     def forward(self, z: torch.Tensor) -> BottleneckOutput:
         flat = _flat(z)
