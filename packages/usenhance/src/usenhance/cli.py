@@ -85,7 +85,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run = run_evaluation(args.data, ckpts, args.out, proposed=proposed, split=args.split,
                          split_seed=args.split_seed, lpips_weights=args.lpips_weights,
                          lpips_random_backbone=args.lpips_random_backbone,
-                         max_images=args.max_images)
+                         max_images=args.max_images, quiet=args.quiet)
     for c in CONVENTIONS:
         print(f"\n[{c} convention] mean over {len(run.result.names)} {args.split} images; "
               f"p: one-sided Wilcoxon, {proposed} better")

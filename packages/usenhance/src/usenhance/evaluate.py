@@ -164,7 +164,8 @@ def evaluate_models(lows: Sequence[np.ndarray], highs: Sequence[np.ndarray],
                     models: Mapping[str, Callable[[np.ndarray], np.ndarray]], proposed: str,
                     perceptual: Any, lpips_label: str,
                     conventions: Sequence[str] = CONVENTIONS,
-                    outputs: dict[str, list[np.ndarray]] | None = None) -> EvalResult:
+                    outputs: dict[str, list[np.ndarray]] | None = None,
+                    quiet: bool = True) -> EvalResult:
     """Enhance every test image with every model and score it against its high-quality image.
 
     Parameters
@@ -186,7 +187,11 @@ def evaluate_models(lows: Sequence[np.ndarray], highs: Sequence[np.ndarray],
         Which metric conventions to compute.
     outputs : dict, optional
         Filled with each model's enhanced images (for grids).
+    quiet : bool
+        No progress bar (one step per model).
     """
+    from medshared.training import progress
+
     if proposed not in models:
         raise UsenhanceError(f"--proposed {proposed!r} is not one of the models ({', '.join(models)})")
     if not lows:
@@ -196,7 +201,7 @@ def evaluate_models(lows: Sequence[np.ndarray], highs: Sequence[np.ndarray],
             raise UsenhanceError(f"evaluate: pair {n}: low {lo.shape} and high {hi.shape} differ in size")
     per: dict = {c: {} for c in conventions}
     enhanced = {}
-    for name, fn in models.items():
+    for name, fn in progress(list(models.items()), desc="evaluate", enabled=not quiet):
         enhanced[name] = [np.clip(np.asarray(fn(lo), dtype=np.float32), 0, 1) for lo in lows]
         lp = _lpips_values(perceptual, highs, enhanced[name])
         for c in conventions:
@@ -309,7 +314,8 @@ def run_evaluation(root: str | Path, checkpoints: Mapping[str, str | Path], out:
         outputs: dict[str, list[np.ndarray]] = {}
         res = evaluate_models([x.image for x in lows], [x.image for x in highs],
                               [x.organ for x in lows], [f"{x.organ}/{x.path.name}" for x in lows],
-                              models, proposed, per.module, per.label, outputs=outputs)
+                              models, proposed, per.module, per.label, outputs=outputs,
+                              quiet=quiet)
         atomic_write_text(stage / "metrics.json", json.dumps(res.to_json(), indent=1) + "\n")
         for c in CONVENTIONS:
             atomic_write_text(stage / f"table_{c}.txt", res.table(c) + "\n")
