@@ -145,7 +145,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     inputs = [args.model, *(args.input or []), *(args.nifti or [])]
     out = str(args.out)
     is_nifti = out.endswith((".nii", ".nii.gz"))
-    if not is_nifti:
+    if is_nifti:
+        stem = Path(out).name.removesuffix(".nii.gz").removesuffix(".nii")
+        for suffix in ("u", "v", "w", "mask", "prob"):
+            _check_out(str(Path(out).with_name(f"{stem}_{suffix}.nii.gz")), inputs)
+    else:
         _check_out(out, inputs)
     pcfg = config_from_args(PredictConfig, args)
     model = load_trained(args.model, args.device)
