@@ -211,3 +211,11 @@ def test_config_flags_round_trip_and_validation(capsys: pytest.CaptureFixture[st
     assert "learning rate (default: 0.001)" in helptext and "(default: 64,32)" in helptext
     with pytest.raises(MedsharedError, match="unknown configuration keys bogus"):
         config_from_dict(_Cfg, {"bogus": 1})
+
+
+def test_other_ranks_do_not_refuse_the_folder_rank0_just_created(tmp_path: Path) -> None:
+    cfg = config_to_dict(toy.ToyConfig())
+    RunFolder(tmp_path / "r", cfg, is_main=True)
+    other = RunFolder(tmp_path / "r", cfg, is_main=False)  # rank 1 arriving late
+    other.log(1, loss=0.5)
+    assert not (tmp_path / "r" / "metrics.jsonl").exists()  # only rank 0 writes

@@ -108,7 +108,9 @@ class RunFolder:
                 )
             if not self.last.is_file():
                 raise MedsharedError(f"{self.path}: --resume given but {self.last.name} does not exist")
-        elif config_file.exists() or self.last.exists():
+        elif is_main and (config_file.exists() or self.last.exists()):
+            # Only rank 0 checks: under DDP it may already have created the folder by the time
+            # another rank gets here.
             raise MedsharedError(
                 f"{self.path}: already holds a training run; pass --resume to continue it or "
                 "choose another output folder"
