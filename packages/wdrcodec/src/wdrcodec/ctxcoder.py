@@ -5,10 +5,13 @@ Same input as :mod:`wdrcodec.coder` (scan-ordered magnitudes and signs) plus the
 boxes, which give every coefficient its 6 face neighbours inside its subband. For each plane
 ``p = top .. top - nplanes + 1``:
 
-1. **significance pass**, scan order, every coefficient not yet significant: one binary decision
-   "``|c| >= 2**p``" in context ``(subband class, number of its 6 neighbours already
-   significant)`` (8 x 7 contexts; "already" includes those that became significant earlier in
-   this pass), followed by its sign (one context) when it is 1;
+1. **significance pass**, scan order, in chunks of 64 scan positions: a chunk that still holds
+   insignificant coefficients first codes one flag "some become significant at this plane"
+   (context: subband class of its first coefficient x whether it already holds a significant
+   one), so quiet chunks cost one skewed decision; in a flagged chunk every coefficient not yet
+   significant codes "``|c| >= 2**p``" in context ``(subband class, number of its 6 neighbours
+   already significant)`` (8 x 7 contexts; "already" includes those that became significant
+   earlier in this pass), followed by its sign (one context) when it is 1;
 2. **refinement pass**, scan order, every coefficient significant before ``p``: bit ``p`` in
    context "planes since significance - 1" (capped at 3), as in the WDR coder.
 
@@ -47,7 +50,9 @@ NCLS = 8
 C_SIG = 0  # NCLS * 7 significance contexts
 C_SIGN = NCLS * 7
 C_REF = C_SIGN + 1  # 4 refinement contexts
-NCTX = C_REF + 4
+C_RUN = C_REF + 4  # NCLS * 2 chunk contexts
+NCTX = C_RUN + 2 * NCLS
+CHUNK = 64  # scan positions per chunk flag
 
 
 @njit(cache=True)
@@ -154,6 +159,7 @@ def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
         p = top - k
         thr = np.int64(1) << p
         i = 0
+        active = False
         for b in range(boxes.shape[0]):
             nz = boxes[b, 4] - boxes[b, 3]
             ny = boxes[b, 6] - boxes[b, 5]
@@ -162,7 +168,24 @@ def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
             for z in range(nz):
                 for y in range(ny):
                     for x in range(nx):
-                        if kp[i] < 0:
+                        if i % CHUNK == 0:
+                            end = min(i + CHUNK, n)
+                            has_open = False
+                            has_sig = False
+                            new = False
+                            for j in range(i, end):
+                                if kp[j] < 0:
+                                    has_open = True
+                                    if mag[j] >= thr:
+                                        new = True
+                                else:
+                                    has_sig = True
+                            active = False
+                            if has_open:
+                                ctx = C_RUN + 2 * box_class[b] + (1 if has_sig else 0)
+                                _encode_bit(st, out, probs, ctx, 1 if new else 0)
+                                active = new
+                        if active and kp[i] < 0:
                             ctx = C_SIG + cb + _count(kp, i, x, y, z, nx, nx * ny, nx, ny, nz)
                             if mag[i] >= thr:
                                 _encode_bit(st, out, probs, ctx, 1)
@@ -225,6 +248,7 @@ def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
         p = top - k
         thr = np.int64(1) << p
         i = 0
+        active = False
         for b in range(boxes.shape[0]):
             nz = boxes[b, 4] - boxes[b, 3]
             ny = boxes[b, 6] - boxes[b, 5]
@@ -233,7 +257,24 @@ def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
             for z in range(nz):
                 for y in range(ny):
                     for x in range(nx):
-                        if kp[i] < 0:
+                        if i % CHUNK == 0:
+                            end = min(i + CHUNK, n)
+                            has_open = False
+                            has_sig = False
+                            for j in range(i, end):
+                                if kp[j] < 0:
+                                    has_open = True
+                                else:
+                                    has_sig = True
+                            active = False
+                            if has_open:
+                                ctx = C_RUN + 2 * box_class[b] + (1 if has_sig else 0)
+                                flag = _decode_bit(st, data, probs, ctx)
+                                if flag < 0:
+                                    status = 1 if flag == -1 else 2
+                                    break
+                                active = flag == 1
+                        if active and kp[i] < 0:
                             ctx = C_SIG + cb + _count(kp, i, x, y, z, nx, nx * ny, nx, ny, nz)
                             bit = _decode_bit(st, data, probs, ctx)
                             if bit < 0:
