@@ -148,14 +148,20 @@ def rd_table(ic, rates: list[float], has_sperr: bool, plots: Path | None = None)
     two built-in real volumes; with ``plots`` one PNG of PSNR/SSIM curves per volume there."""
     print("Rate-distortion, PSNR at the true data range (dB); J2K interpolated at WDR's rate")
     print(
-        f"{'volume':<22}{'bpv':>6}{'WDR-3D':>8}{'WDR-2D':>8}{'MCPD':>8}{'J2K':>8}"
-        f"{'SPERR':>8}{'(bpv)':>7}{'d J2K':>7}{'d SPERR':>8}"
+        f"{'volume':<22}{'bpv':>6}{'WDR-3D':>8}{'ctx':>7}{'WDR-2D':>8}{'MCPD':>8}{'J2K':>8}"
+        f"{'SPERR':>8}{'(bpv)':>7}{'d J2K':>7}{'d SPERR':>8}{'ctx-SPERR':>10}"
     )
     out = []
     for sample in (dipy_s0(), nibabel_example4d()):
         vol = sample.array
         curve = j2k_curve(ic, vol, range(30, 100, 2), with_ssim=plots is not None)
-        pics: dict[str, list] = {"WDR-3D": [], "WDR-2D": [], "WDR-MCPD": [], "SPERR-3D": []}
+        pics: dict[str, list] = {
+            "WDR-3D": [],
+            "WDR-3D ctx": [],
+            "WDR-2D": [],
+            "WDR-MCPD": [],
+            "SPERR-3D": [],
+        }
         for bpv in rates:
             row = {"volume": sample.name, "target_bpv": bpv}
             for mode in ("3d", "2d", "mcpd"):
@@ -166,6 +172,13 @@ def rd_table(ic, rates: list[float], has_sperr: bool, plots: Path | None = None)
                 if plots is not None:
                     key = {"3d": "WDR-3D", "2d": "WDR-2D", "mcpd": "WDR-MCPD"}[mode]
                     pics[key].append((row[f"wdr_{mode}_bpv"], row[f"wdr_{mode}"], _ssim(vol, dec)))
+            cblob = encode(vol, bpv=bpv, coder="ctx")
+            cdec = decode(cblob)
+            row["wdr_ctx"] = _psnr(vol, cdec)
+            if plots is not None:
+                pics["WDR-3D ctx"].append(
+                    (len(cblob) * 8 / vol.size, row["wdr_ctx"], _ssim(vol, cdec))
+                )
             row["j2k"] = interpolate(curve, row["wdr_3d_bpv"])
             nan = float("nan")
             row["sperr_bpv"], row["sperr"] = sperr_point(ic, vol, bpv) if has_sperr else (nan, nan)
@@ -176,9 +189,10 @@ def rd_table(ic, rates: list[float], has_sperr: bool, plots: Path | None = None)
             out.append(row)
             print(
                 f"{sample.name:<22}{row['wdr_3d_bpv']:>6.3f}{row['wdr_3d']:>8.2f}"
-                f"{row['wdr_2d']:>8.2f}{row['wdr_mcpd']:>8.2f}{row['j2k']:>8.2f}"
-                f"{row['sperr']:>8.2f}{row['sperr_bpv']:>7.3f}{row['wdr_3d'] - row['j2k']:>+7.2f}"
-                f"{row['wdr_3d'] - row['sperr']:>+8.2f}"
+                f"{row['wdr_ctx']:>7.2f}{row['wdr_2d']:>8.2f}{row['wdr_mcpd']:>8.2f}"
+                f"{row['j2k']:>8.2f}{row['sperr']:>8.2f}{row['sperr_bpv']:>7.3f}"
+                f"{row['wdr_3d'] - row['j2k']:>+7.2f}{row['wdr_3d'] - row['sperr']:>+8.2f}"
+                f"{row['wdr_ctx'] - row['sperr']:>+10.2f}"
             )
         if plots is not None:
             from wdrcodec.plots import rd_figure
@@ -275,7 +289,10 @@ def lossless_table(ic, volumes: dict) -> list[dict]:
         blob = encode(vol, lossless=True)
         if not np.array_equal(decode(blob), vol):
             raise AssertionError("lossless round trip is not exact")  # pragma: no cover
-        row = {"volume": name, "wdr": vol.nbytes / len(blob)}
+        cblob = encode(vol, lossless=True, coder="ctx")
+        if not np.array_equal(decode(cblob), vol):
+            raise AssertionError("lossless round trip is not exact")  # pragma: no cover
+        row = {"volume": name, "wdr": vol.nbytes / len(blob), "wdr_ctx": vol.nbytes / len(cblob)}
         # the 2D anchors take unsigned data: a non-negative int16 volume is the same as uint16
         src = vol.astype(np.uint16) if vol.dtype == np.int16 and vol.min() >= 0 else vol
         for k, fn in anchors.items():
@@ -283,11 +300,12 @@ def lossless_table(ic, volumes: dict) -> list[dict]:
             row[k] = vol.nbytes / size
         best = max(row[k] for k in anchors)
         row["wdr_over_best"] = row["wdr"] / best
+        row["ctx_over_best"] = row["wdr_ctx"] / best
         out.append(row)
         print(
-            f"{name:<22}{row['wdr']:>8.3f}"
+            f"{name:<22}{row['wdr']:>8.3f}{row['wdr_ctx']:>8.3f}"
             + "".join(f"{row[k]:>12.3f}" for k in anchors)
-            + f"{row['wdr_over_best']:>10.3f}"
+            + f"{row['wdr_over_best']:>10.3f}{row['ctx_over_best']:>10.3f}"
         )
     return out
 
