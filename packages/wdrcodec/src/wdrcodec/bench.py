@@ -282,7 +282,9 @@ def lossless_table(ic, volumes: dict) -> list[dict]:
         anchors["HTJ2K"] = lambda s: ic.htj2k_encode(s, reversible=True)
     print("\nLossless compression ratio (original bytes / compressed bytes)")
     print(
-        f"{'volume':<22}{'WDR-3D':>8}" + "".join(f"{k:>12}" for k in anchors) + f"{'WDR/best':>10}"
+        f"{'volume':<22}{'WDR-3D':>8}{'ctx':>8}"
+        + "".join(f"{k:>12}" for k in anchors)
+        + f"{'WDR/best':>10}{'ctx/best':>10}"
     )
     out = []
     for name, vol in volumes.items():
