@@ -66,7 +66,7 @@ def test_soft_dice_matches_medshared():
 def test_gradient_reaches_every_weight_through_deconvolution(sample):
     torch.manual_seed(0)
     net = AIFNet(N_T, N_Z, channels_3d=(8,), channels_2d=(8,), dropout=0.0)
-    loss, _, aif = case_loss(net, sample, "cpu")
+    loss, _, aif, _ = case_loss(net, sample, "cpu")
     assert aif.shape == (N_T,)
     loss.backward()
     for name, p in net.named_parameters():
@@ -82,13 +82,13 @@ def test_sgd_steps_reduce_soft_dice_loss(sample):
     opt = torch.optim.SGD(net.parameters(), lr=0.2, momentum=0.9)
     losses = []
     for _ in range(12):
-        loss, _, _ = case_loss(net, sample, "cpu")
+        loss = case_loss(net, sample, "cpu").loss
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         losses.append(loss.item())
-    final, _, _ = case_loss(net, sample, "cpu")
+    final = case_loss(net, sample, "cpu").loss
     assert losses[0] > 0.95
     assert final.item() < 0.85, losses
 
@@ -125,3 +125,24 @@ def test_case_loss_hard_dice_matches_the_maps_pipeline():
     assert got["half"].dice == pytest.approx(got["true"].dice)
     assert got["half"].loss.item() == pytest.approx(got["true"].loss.item(), rel=1e-5)
     assert got["true"].dice > got["late"].dice + 0.1
+
+
+def test_auxiliary_term_ties_the_aif_to_the_input_bolus():
+    from perfdecon.datasets import PhantomDataset
+    from perfdecon.objective import bright_voxel_curve, case_loss, correlation_distance
+
+    sample = PhantomDataset(1, seed=3, size=48, n_slices=2, n_frames=20)[0]
+    ctc = torch.from_numpy(np.ascontiguousarray(sample.ctc, dtype=np.float32))
+    ref = bright_voxel_curve(ctc, torch.from_numpy(sample.brain_mask))
+    # the brightest voxels are arterial: their mean curve has the true AIF's shape and timing
+    assert float(correlation_distance(ref, torch.from_numpy(sample.aif).float())) < 0.05
+    assert float(correlation_distance(ref, 3.0 * ref + 1.0)) == pytest.approx(0.0, abs=1e-6)
+    torch.manual_seed(0)
+    net = AIFNet(20, 2, channels_3d=(4,), channels_2d=(4,), dropout=0.0)
+    plain = case_loss(net, sample, "cpu", aux_weight=0.0)
+    aux = case_loss(net, sample, "cpu", aux_weight=2.0)
+    assert plain.aux == 0.0 and aux.aux > 0
+    assert float(aux.loss.detach()) == pytest.approx(float(plain.loss.detach()) + 2.0 * aux.aux,
+                                                  rel=1e-5)
+    aux.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)

@@ -29,11 +29,36 @@ class CaseLoss(NamedTuple):
         Hard core Dice in [0, 1] (1.0 when prediction and ground truth are both empty).
     aif:
         Predicted AIF ``(T,)`` tensor, one value per frame.
+    aux:
+        The auxiliary term ``1 - corr(AIF, bright-voxel curve)`` (0 when its weight is 0).
     """
 
     loss: torch.Tensor
     dice: float
     aif: torch.Tensor
+    aux: float = 0.0
+
+
+AUX_TOP_FRACTION = 0.01
+"""Fraction of brain voxels (highest peak enhancement) whose mean curve the auxiliary term uses."""
+
+
+def bright_voxel_curve(ctc: torch.Tensor, brain: torch.Tensor) -> torch.Tensor:
+    """Mean ``(T,)`` curve of the brain voxels in the top :data:`AUX_TOP_FRACTION` of peak
+    enhancement (arteries, mostly): an unsupervised, input-dependent arterial reference."""
+    import torch
+
+    curves = ctc[brain]
+    k = max(1, int(round(AUX_TOP_FRACTION * curves.shape[0])))
+    top = torch.topk(curves.amax(-1), k).indices
+    return curves[top].mean(0)
+
+
+def correlation_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``1 - Pearson correlation`` of two ``(T,)`` curves (0: same shape and timing; scale-free)."""
+    a = a - a.mean()
+    b = b - b.mean()
+    return 1.0 - (a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12)
 
 
 def case_loss(
@@ -44,6 +69,8 @@ def case_loss(
     temperature: float = TRAIN_CORE_TEMPERATURE,
     smooth_xy: float = 0.0,
     smooth_t: float = 0.0,
+    *,
+    aux_weight: float = 0.0,
 ) -> CaseLoss:
     """Forward one case: network -> AIF -> deconvolution -> soft core -> soft-Dice loss.
 
@@ -68,6 +95,11 @@ def case_loss(
         Width of the core sigmoid in rCBF units.
     smooth_xy, smooth_t:
         Gaussian smoothing sigmas of the deconvolved series (voxels in-plane, frames); 0: off.
+    aux_weight:
+        Weight of the optional auxiliary term ``1 - corr(AIF, bright_voxel_curve)`` added to
+        the soft-Dice loss (0: the paper's loss). The soft-Dice loss on rCBF is nearly invariant
+        to the AIF's scale and timing, so alone it does not make the AIF depend on the input;
+        this term ties the AIF's shape and timing to the input's own bolus.
 
     Returns
     -------
@@ -95,6 +127,13 @@ def case_loss(
         ctc, aif, sample.dt, brain, lambda_rel=lambda_rel, temperature=temperature
     )
     loss = soft_dice_loss(prob, core, mask=brain)
+    aux = 0.0
+    if aux_weight > 0:
+        raw = torch.from_numpy(np.ascontiguousarray(sample.ctc, dtype=np.float32)).to(device)
+        term = correlation_distance(aif, bright_voxel_curve(raw, brain))
+        loss = loss + aux_weight * term
+        aux = float(term.detach())
     with torch.no_grad():
         hard = ((prob > 0.5) & brain).cpu().numpy()
-    return CaseLoss(loss=loss, dice=dice(hard, sample.core_mask & sample.brain_mask), aif=aif)
+    return CaseLoss(loss=loss, dice=dice(hard, sample.core_mask & sample.brain_mask), aif=aif,
+                    aux=aux)

@@ -73,6 +73,9 @@ class TrainConfig:
     lambda_rel, temperature, smooth_xy, smooth_t:
         The loss's deconvolution and soft core (:data:`perfdecon.config.TRAIN_CORE_TEMPERATURE`
         explains the wider default) and the smoothing the maps pipeline applies.
+    aux_weight:
+        Weight of the optional auxiliary term of :func:`perfdecon.objective.case_loss` (0: the
+        paper's soft-Dice loss alone).
     augment:
         Perfusion (delay, peak scaling) + flips/rot90/noise augmentation of training cases.
     model:
@@ -120,6 +123,11 @@ class TrainConfig:
     )
     smooth_t: float = field(
         default=SMOOTH_T, metadata=_m("temporal smoothing sigma, frames", min=0.0, max=20.0)
+    )
+    aux_weight: float = field(
+        default=0.0,
+        metadata=_m("weight of the auxiliary term 1 - corr(AIF, mean curve of the brightest 1 %% "
+                    "brain voxels); 0 = the paper's loss", min=0.0, max=100.0),
     )
     augment: bool = field(default=True, metadata=_m("perfusion + geometric augmentation"))
     model: AIFNetOptions = field(default_factory=AIFNetOptions)
