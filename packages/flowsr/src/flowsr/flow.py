@@ -1,4 +1,4 @@
-"""Flow quantities from a velocity field: flow rate through a plane and peak velocity.
+"""Flow quantities from a velocity field: flow rate through a plane, peak velocity, WSS.
 
 Coordinates: voxel ``i`` along an axis of spacing ``dx`` (mm) is centred at ``(i + 0.5) * dx``
 mm (the convention of :mod:`flowsr.phantom` and of the HDF5/NIfTI grids written by flowsr).
@@ -7,6 +7,7 @@ mm (the convention of :mod:`flowsr.phantom` and of the HDF5/NIfTI grids written 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from scipy.ndimage import map_coordinates
@@ -121,3 +122,75 @@ def gradient_norm(velocity: np.ndarray, dx_mm: Sequence[float]) -> np.ndarray:
     h = np.asarray(dx_mm, dtype=np.float64) * 1e-3
     v = np.asarray(velocity, dtype=np.float64)
     return np.sqrt(sum(np.gradient(v[i], h[j], axis=j) ** 2 for i in range(3) for j in range(3)))
+
+
+class WallShear(NamedTuple):
+    """Wall shear stress at the wall voxels of a segmentation.
+
+    Attributes
+    ----------
+    magnitude : np.ndarray
+        ``(X, Y, Z)`` |WSS| in Pa at wall voxels, NaN elsewhere.
+    wall : np.ndarray
+        ``(X, Y, Z)`` bool: lumen voxels with a non-lumen face neighbour.
+    mean : float
+        Mean |WSS| over the wall voxels (Pa).
+    """
+
+    magnitude: np.ndarray
+    wall: np.ndarray
+    mean: float
+
+
+def wall_shear_stress(
+    velocity: np.ndarray,
+    mask: np.ndarray,
+    dx_mm: Sequence[float],
+    viscosity_pa_s: float = 3.5e-3,
+    normal_sigma_vox: float = 1.0,
+) -> WallShear:
+    """Voxel-scale wall shear stress from a velocity field and its segmentation.
+
+    Method: the velocity gradient ``G_ij = dv_i/dx_j`` by central differences (velocity outside
+    the lumen set to 0, so the difference at a wall voxel spans the wall), strain rate
+    ``D = (G + G^T) / 2``, traction ``t = 2 mu D n`` with the inward wall normal ``n`` (gradient
+    of the Gaussian-smoothed mask, ``normal_sigma_vox`` voxels), and ``WSS = t - (t . n) n``.
+    For Poiseuille flow with 8 voxels per radius the median over the wall is 0.63 of the
+    analytic ``4 mu Q / (pi R^3)`` (range 0.51-0.80 around the circumference): a voxel-scale
+    estimate, biased low because the one-voxel wall layer is not resolved. It scales exactly
+    with ``mu`` and the velocity, so it compares fields of the same resolution.
+
+    Parameters
+    ----------
+    velocity : np.ndarray
+        ``(3, X, Y, Z)`` m/s.
+    mask : np.ndarray
+        ``(X, Y, Z)`` lumen segmentation.
+    dx_mm : sequence of 3 float
+        Voxel size (mm).
+    viscosity_pa_s : float
+        Dynamic viscosity (Pa s; blood ~3.5e-3).
+    """
+    from scipy.ndimage import binary_erosion, gaussian_filter
+
+    m = np.asarray(mask, dtype=bool)
+    v = np.where(m[None], np.asarray(velocity, dtype=np.float64), 0.0)
+    if v.shape != (3, *m.shape):
+        raise FlowsrError(f"wall_shear_stress: velocity {v.shape} does not match mask {m.shape}")
+    if not viscosity_pa_s > 0:
+        raise FlowsrError(f"wall_shear_stress: viscosity must be > 0 Pa s, got {viscosity_pa_s}")
+    h = np.asarray(dx_mm, dtype=np.float64) * 1e-3
+    wall = m & ~binary_erosion(m, iterations=1, border_value=0)
+    grad = np.stack([np.stack(np.gradient(v[i], *h), axis=0) for i in range(3)])  # (3, 3, ...)
+    strain = 0.5 * (grad + np.swapaxes(grad, 0, 1))
+    smooth = gaussian_filter(m.astype(np.float64), normal_sigma_vox)
+    n = np.stack(np.gradient(smooth, *h), axis=0)
+    n /= np.maximum(np.linalg.norm(n, axis=0), 1e-12)
+    idx = np.nonzero(wall)
+    d = strain[(slice(None), slice(None), *idx)]  # (3, 3, W)
+    nn = n[(slice(None), *idx)]  # (3, W)
+    t = 2.0 * viscosity_pa_s * np.einsum("ijw,jw->iw", d, nn)
+    tau = t - np.sum(t * nn, axis=0) * nn
+    mag = np.full(m.shape, np.nan)
+    mag[idx] = np.linalg.norm(tau, axis=0)
+    return WallShear(mag, wall, float(np.nanmean(mag)) if idx[0].size else float("nan"))
