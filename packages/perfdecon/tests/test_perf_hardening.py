@@ -234,3 +234,18 @@ def test_vof_overview_and_reference_in_the_summary(case, tmp_path):
 
     with Image.open(out / "overview.png") as im:  # 2 slices x 4 maps + the curve row
         assert im.size[0] > 800 and im.size[1] > 600
+
+
+@pytest.mark.slow
+def test_cohort_with_worker_processes(case, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(case / "ctp.nii.gz", inputs / f"{name}.nii.gz")
+    out = tmp_path / "jobs"
+    assert main(["maps", str(inputs), "--out", str(out), "--jobs", "2", "--quiet",
+                 "--no-figures"]) == 0
+    rows = json.loads((out / "cohort.json").read_text())["cases"]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[0]["core_ml"] == pytest.approx(rows[1]["core_ml"])
+    assert not (out / "a" / "overview.png").exists()
