@@ -62,6 +62,12 @@ def test_pipeline(tmp_path, capsys):
                  "--quiet", "--patch-x", "16", "--patch-y", "16", "--patch-z", "8",
                  "--stride-x", "16", "--stride-y", "16", "--stride-z", "8"]) == 0
     assert (tmp_path / "pat_u.nii.gz").is_file() and (tmp_path / "pat_prob.nii.gz").is_file()
+    uvw = [str(tmp_path / f"pat_{c}.nii.gz") for c in "uvw"]
+    again = ["predict", "--nifti", *uvw, "--model", str(model), "--venc", "1.5", "--quiet",
+             "--patch-x", "32", "--patch-y", "32", "--patch-z", "16", "--out"]
+    assert main([*again, str(tmp_path / "x.h5"), "--dx", "4", "4", "4"]) == 2
+    assert "disagrees with the given dx" in capsys.readouterr().err
+    assert main([*again, str(tmp_path / "x.h5"), "--venc", "nan"]) == 2
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):

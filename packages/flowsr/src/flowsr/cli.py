@@ -19,6 +19,25 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _nonneg_float(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return v
+
+
+def _dx(text: str) -> float:
+    v = _nonneg_float(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError("voxel size must be > 0 mm")
+    return v
+
+
 def _seeds(text: str) -> list[int]:
     try:
         vals = [int(x) for x in text.split(",") if x.strip()]
@@ -154,7 +173,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pcfg = config_from_args(PredictConfig, args)
     model = load_trained(args.model, args.device)
     if args.nifti:
-        series = read_flow_nifti(args.nifti, args.mask)
+        series = read_flow_nifti(args.nifti, args.mask, args.dx)
         if args.venc <= 0:
             raise FlowsrError("--venc (m/s) is required for NIfTI input (the velocity scale)")
         scale = np.full(series.n_frames, args.venc, np.float32)
@@ -266,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("wmf", help="Weighted Mean Frequencies map (eqs. 1-3) as NIfTI")
     p.add_argument("input", help="flow .h5 with at least 3 frames")
     p.add_argument("--out", required=True, help="output .nii.gz (X, Y, Z) in Hz (or cycles/frame)")
-    p.add_argument("--dt", type=float, default=0.0,
+    p.add_argument("--dt", type=_nonneg_float, default=0.0,
                    help="frame interval (s); 0 = the file's dt_s attribute, else cycles/frame "
                         "(default: 0)")
     p.set_defaults(func=cmd_wmf)
@@ -294,10 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nifti", nargs=3, metavar=("U", "V", "W"),
                    help="NIfTI input instead: u, v, w files (X, Y, Z[, T]) in m/s")
     p.add_argument("--mask", help="NIfTI fluid mask for --nifti input (optional)")
+    p.add_argument("--dx", type=_dx, nargs=3, metavar=("DX", "DY", "DZ"),
+                   help="expected voxel size (mm) of --nifti input, checked against the headers "
+                        "(default: not checked)")
     p.add_argument("--model", required=True, help="model.safetensors from flowsr train")
     p.add_argument("--out", required=True,
                    help="output .h5, or a .nii.gz prefix (writes PREFIX_u/_v/_w/_mask/_prob)")
-    p.add_argument("--venc", type=float, default=0.0,
+    p.add_argument("--venc", type=_nonneg_float, default=0.0,
                    help="velocity scale (m/s); 0 = the file's max VENC (default: 0)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
