@@ -35,7 +35,7 @@ def _positive_bins(n_frames: int, what: str) -> int:
     if n < 1:
         raise FlowsrError(
             f"{what}: WMF needs the time axis (at least 3 frames of one cardiac cycle), got "
-            f"{n_frames} frame(s); use a model trained without WMF (--no-use-wmf) for "
+            f"{n_frames} frame(s); use a model trained without WMF (--no-model-use-wmf) for "
             "single-frame data"
         )
     return n
