@@ -184,3 +184,14 @@ def test_float_lossless_never_claims_lossless(tmp_path, capsys):
     assert main(["encode", str(src), str(tmp_path / "g.wdr"), "--lossless"]) == 2
     _one_line_error(capsys, "outlier", "--float-step")
     assert not (tmp_path / "g.wdr").exists()
+
+
+def test_every_option_of_every_command_states_its_default():
+    sub = build_parser()._subparsers._group_actions[0].choices
+    missing = [
+        (name, a.option_strings)
+        for name, sp in sub.items()
+        for a in sp._actions
+        if a.option_strings and a.dest != "help" and "default" not in (a.help or "")
+    ]
+    assert missing == []

@@ -132,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=("3d",),
         help="comma list of 3d,2d,mcpd (default: 3d)",
     )
-    ev.add_argument("--no-lossless", action="store_true", help="skip the lossless row")
+    ev.add_argument(
+        "--no-lossless", action="store_true", help="skip the lossless row (default: off)"
+    )
     ev.add_argument(
         "--plot",
         type=Path,
@@ -160,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     bench = sub.add_parser("bench", help="compare with OpenJPEG J2K and SPERR (imagecodecs)")
-    bench.add_argument("--quick", action="store_true", help="smaller volumes, fewer rates")
+    bench.add_argument(
+        "--quick", action="store_true", help="smaller volumes, fewer rates (default: off)"
+    )
     bench.add_argument(
         "--json", type=Path, default=None, help="also write results as JSON (default: none)"
     )
