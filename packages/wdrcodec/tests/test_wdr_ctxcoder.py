@@ -126,3 +126,27 @@ def test_cli_coder_option(tmp_path, smooth_volume, capsys):
     capsys.readouterr()
     assert main(["encode", str(src), str(tmp_path / "w.wdr"), "--lossless", "--coder", "x"]) == 2
     assert "--coder" in capsys.readouterr().err
+
+
+def test_psnr_target_eval_and_chunks_use_the_ctx_coder(tmp_path, smooth_volume, capsys):
+    blob = wdrcodec.encode(smooth_volume, psnr=45.0, coder="ctx")
+    assert wdrcodec.read_header(blob).coder == "ctx"
+    assert psnr(smooth_volume, wdrcodec.decode(blob), data_range="ref") >= 45.0
+    src = tmp_path / "v.npy"
+    np.save(src, smooth_volume)
+    rows = tmp_path / "rows.json"
+    argv = ["eval", str(src), "--bpv", "1", "--no-lossless", "--json", str(rows)]
+    assert main([*argv, "--coder", "ctx"]) == 0
+    import json
+
+    ctx_row = json.loads(rows.read_text())[0]
+    assert main(argv) == 0
+    wdr_row = json.loads(rows.read_text())[0]
+    assert ctx_row["psnr_range"] != wdr_row["psnr_range"]
+    from wdrcodec.chunks import WdrChunkCodec
+
+    codec = WdrChunkCodec(lossless=True, coder="ctx")
+    chunk = np.ascontiguousarray(smooth_volume.transpose(2, 1, 0))
+    out = codec.decode(codec.encode(chunk))
+    np.testing.assert_array_equal(out, chunk)
+    assert WdrChunkCodec.from_config(codec.get_config()) == codec

@@ -35,8 +35,8 @@ class WdrChunkCodec:
         Fixed rate in bits per voxel (header included), or ``None`` with ``lossless=True``.
     lossless:
         Reversible coding (bit-exact for integer chunks).
-    mode, levels:
-        As for :class:`~wdrcodec.config.EncodeConfig`.
+    mode, levels, coder:
+        As for :class:`~wdrcodec.config.EncodeConfig` (``coder="ctx"``: smaller, slower).
     slice_axis, time_axis:
         Chunk axes of the slices and of the volumes (default: the ``(X, Y, Z[, T])`` layout).
     """
@@ -51,8 +51,11 @@ class WdrChunkCodec:
         levels: int = 5,
         slice_axis: int | None = None,
         time_axis: int | None = None,
+        coder: str = "wdr",
     ) -> None:
-        self.config = EncodeConfig(bpv=bpv, lossless=lossless, mode=mode, levels=levels)
+        self.config = EncodeConfig(
+            bpv=bpv, lossless=lossless, mode=mode, levels=levels, coder=coder
+        )
         self.slice_axis = slice_axis
         self.time_axis = time_axis
 
@@ -100,6 +103,7 @@ class WdrChunkCodec:
             "lossless": c.lossless,
             "mode": c.mode,
             "levels": c.levels,
+            "coder": c.coder,
             "slice_axis": self.slice_axis,
             "time_axis": self.time_axis,
         }

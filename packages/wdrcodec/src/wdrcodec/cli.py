@@ -18,7 +18,7 @@ from medshared.training.config import add_config_arguments, config_from_args
 from wdrcodec.config import DecodeConfig, EncodeConfig
 from wdrcodec.errors import WdrError
 
-CODING_FIELDS = ("mode", "levels", "packet", "mcpd_threshold", "mcpd_norm", "float_step")
+CODING_FIELDS = ("mode", "levels", "packet", "mcpd_threshold", "mcpd_norm", "float_step", "coder")
 
 
 def _rates(text: str) -> list[float]:
