@@ -313,3 +313,18 @@ def test_maps_with_aif_model(phantom_dir, tmp_path, monkeypatch):
     s = json.loads((out / "summary.json").read_text())
     assert s["aif"]["source"] == "model"
     np.testing.assert_allclose(np.loadtxt(out / "aif.txt"), true_aif, rtol=1e-5)
+
+
+def test_demo_rows_and_summary_json(tmp_path, capsys):
+    js = tmp_path / "rows.json"
+    assert main(["demo", "--quick", "--out", str(tmp_path / "d"), "--summary-json", str(js)]) == 0
+    out = capsys.readouterr().out
+    assert "core Dice" in out and "median CBF error" in out
+    rows = json.loads(js.read_text())
+    assert {tuple(sorted(r)) for r in rows} == {
+        ("baseline", "case", "method", "metric", "tool", "unit", "value")
+    }
+    dice = next(r for r in rows if r["metric"] == "core Dice")
+    assert dice["tool"] == "perfdecon" and dice["value"] > 0.5
+    osvd = next(r for r in rows if r["method"] == "osvd")
+    assert abs(osvd["value"]) < 5.0  # oSVD within 5 % on the noise-free gamma grid

@@ -86,6 +86,18 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     for k, v in model.state_dict().items():
         assert torch.equal(v, b[k])
     assert {"last.pt", "best.pt", "final.pt", "model.safetensors"} <= {p.name for p in run.iterdir()}
+
+    # the paper's linear-output model drives `maps --aif-model` end to end
+    from perfdecon.cli import main as cli_main
+    from perfdecon.phantom_job import PhantomSpec, write_phantom
+
+    write_phantom(tmp_path / "ph", PhantomSpec(seed=2, slices=2, size=48, frames=20))
+    rc = cli_main(["maps", str(tmp_path / "ph" / "ctp.nii.gz"), "--out", str(tmp_path / "m"),
+                   "--aif-model", str(resumed.export), "--quiet", "--no-figures"])
+    assert rc == 0
+    s = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert s["aif"]["source"] == "model" and s["calibrated"] is False
+    assert "not calibrated" in s["calibration_note"]
     assert not list(run.glob("*.part*"))
 
 
