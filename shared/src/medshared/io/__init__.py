@@ -36,16 +36,42 @@ a wrong dimensionality (``ndim=``) and NaN/inf when ``allow_nonfinite=False``. O
 are imported only when their format is used.
 """
 
-from medshared.io._limits import available_memory, check_allocation
-from medshared.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
-from medshared.io.checkpoint import METADATA_KEY, Checkpoint, load_checkpoint, save_checkpoint
-from medshared.io.dicom import DicomSeries, read_dicom, read_dicom_series
-from medshared.io.hdf5 import Hdf5Content, read_hdf5, write_hdf5
-from medshared.io.image import Image, read_image, write_image
-from medshared.io.nifti import NiftiImage, read_nifti, write_nifti
-from medshared.io.outputs import check_output_folder, check_output_path, output_set
-from medshared.io.png import read_png, write_png
-from medshared.io.streamlines import Tractogram, read_streamlines, write_streamlines
+import importlib
+from typing import Any
+
+# Lazy: a name's module (and its library: nibabel, pydicom, h5py, ...) is imported on first use,
+# so a tool that only needs the atomic writers does not pay for every format at start-up.
+_EXPORTS = {
+    "available_memory": "_limits",
+    "check_allocation": "_limits",
+    "atomic_path": "atomic",
+    "atomic_write_bytes": "atomic",
+    "atomic_write_text": "atomic",
+    "METADATA_KEY": "checkpoint",
+    "Checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "DicomSeries": "dicom",
+    "read_dicom": "dicom",
+    "read_dicom_series": "dicom",
+    "Hdf5Content": "hdf5",
+    "read_hdf5": "hdf5",
+    "write_hdf5": "hdf5",
+    "Image": "image",
+    "read_image": "image",
+    "write_image": "image",
+    "NiftiImage": "nifti",
+    "read_nifti": "nifti",
+    "write_nifti": "nifti",
+    "check_output_folder": "outputs",
+    "check_output_path": "outputs",
+    "output_set": "outputs",
+    "read_png": "png",
+    "write_png": "png",
+    "Tractogram": "streamlines",
+    "read_streamlines": "streamlines",
+    "write_streamlines": "streamlines",
+}
 
 __all__ = [
     "METADATA_KEY",
@@ -78,3 +104,16 @@ __all__ = [
     "write_png",
     "write_streamlines",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'medshared.io' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"medshared.io.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
