@@ -156,7 +156,17 @@ def cmd_decode(args: argparse.Namespace) -> int:
     space = read_reference(args.reference) if args.reference else ls.space
     streamlines = decode_set(model, ls)
     write_tractogram(out, streamlines, space)
-    print(f"wrote {out}: {len(streamlines)} streamlines decoded by the {model.kind} model")
+    outside = ""
+    if space is not None and streamlines:
+        import numpy as np
+
+        from streamvq.space import apply_box
+
+        rep = apply_box(np.stack(streamlines), space, "keep")[2]
+        if rep.checked:
+            outside = f"; {rep.outside} leave the reference grid (kept)"
+    print(f"wrote {out}: {len(streamlines)} streamlines decoded by the {model.kind} model"
+          f"{outside}")
     return 0
 
 
