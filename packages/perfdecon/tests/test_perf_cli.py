@@ -328,3 +328,32 @@ def test_demo_rows_and_summary_json(tmp_path, capsys):
     assert dice["tool"] == "perfdecon" and dice["value"] > 0.5
     osvd = next(r for r in rows if r["method"] == "osvd")
     assert abs(osvd["value"]) < 5.0  # oSVD within 5 % on the noise-free gamma grid
+
+
+def test_evaluate_isles_on_a_fake_tree_of_the_real_layout(tmp_path, capsys):
+    from perfdecon.phantom import brain_case
+
+    root = tmp_path / "TRAINING"
+    for n in (1, 2):
+        c = brain_case(np.random.default_rng([77, n]), n_slices=2, size=96, n_frames=40)
+        for mod, data, zooms in (
+            ("CT_4DPWI", np.rint(c.ctp_hu).astype(np.int16).transpose(2, 1, 0, 3),
+             (0.9, 0.9, 5.0, 1.0)),
+            ("OT", c.core_mask.astype(np.uint8).transpose(2, 1, 0), (0.9, 0.9, 5.0)),
+        ):
+            ident = 345560 + 10 * n + len(mod)
+            folder = root / f"case_{n}" / f"SMIR.Brain.XX.O.{mod}.{ident}"
+            folder.mkdir(parents=True)
+            write_nifti(folder / f"SMIR.Brain.XX.O.{mod}.{ident}.nii", data, np.eye(4),
+                        zooms=zooms)
+    (root / "case_3").mkdir()  # a broken case is reported, the others go on
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--isles", str(root), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "case_3" in text and "failed" in text
+    res = json.loads((out / "isles.json").read_text())
+    auto = next(s for s in res["summary"] if s["source"] == "auto")
+    assert auto["n"] == 2 and auto["dice"] > 0.6 and auto["auc"] > 0.9
+    assert (out / "isles.csv").read_text().startswith("case,source,status,dice")
+    err = _err(capsys, ["evaluate", "--isles", str(tmp_path / "none")])
+    assert "none" in err

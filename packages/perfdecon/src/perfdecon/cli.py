@@ -170,8 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="phantom accuracy table + core segmentation per AIF")
     p.add_argument("--out", help="folder for accuracy.json, segmentation.json, bland_altman.png "
                    "(default: print only)")
-    p.add_argument("--cases", type=_number(int, 1, 1000), default=5,
-                   help="held-out brain phantom cases (default: 5)")
+    p.add_argument("--cases", type=_number(int, 1, 1000), default=None,
+                   help="held-out brain phantom cases, or the first N ISLES18 cases with --isles "
+                   "(default: 5 phantoms / every ISLES18 case)")
+    p.add_argument("--isles", metavar="ROOT",
+                   help="ISLES18 TRAINING folder (case_N with CT_4DPWI and OT): the paper's "
+                   "Table 1 protocol on real data instead of phantoms (default: phantoms)")
     p.add_argument("--seed", type=_number(int, 0), default=10_000,
                    help="base seed of the held-out cases (default: 10000)")
     p.add_argument("--checkpoint", type=_existing_file,
@@ -292,10 +296,17 @@ def _cmd_phantom(a: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
+    if a.isles:
+        from perfdecon.isles_eval import run_isles_evaluation
+
+        for line in run_isles_evaluation(a.isles, out=a.out, checkpoint=a.checkpoint,
+                                         max_cases=a.cases, progress=sys.stderr.isatty()):
+            print(line)
+        return 0
     from perfdecon.evaluate import run_evaluation
 
     for line in run_evaluation(
-        out=a.out, cases=a.cases, seed=a.seed, checkpoint=a.checkpoint, noise=a.noise,
+        out=a.out, cases=a.cases or 5, seed=a.seed, checkpoint=a.checkpoint, noise=a.noise,
         case_kwargs={"n_slices": a.slices, "size": a.size, "n_frames": a.frames},
     ):
         print(line)
