@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import pickle
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def read_authors_pt(path: str | Path) -> list[AuthorsEntry]:
             raise StreamvqError(f"{p}: no such file (nor {p.name}_part_1, _part_2, ...)")
         source = io.BytesIO(b"".join(q.read_bytes() for q in parts))
     try:
-        data = torch.load(source, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            data = torch.load(source, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
         raise StreamvqError(
