@@ -68,10 +68,11 @@ def read_authors_pt(path: str | Path) -> list[AuthorsEntry]:
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             data = torch.load(source, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"it references {found.group(1)}" if found else "it needs arbitrary unpickling"
         raise StreamvqError(
-            f"{p}: refused: loading it would need arbitrary unpickling ({first[:160]}); only "
-            "lists of (tensor, 'subject__tract') pairs are read"
+            f"{p}: refused: {what}; only lists of (tensor, 'subject__tract') pairs are read "
+            "(torch.load weights_only=True)"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise StreamvqError(f"{p}: not a readable torch file ({exc})") from None

@@ -9,7 +9,7 @@ normalisation to [-1, 1] with the global min/max of the training coordinates.
 
 from __future__ import annotations
 
-import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,8 +22,6 @@ from streamvq.errors import StreamvqError
 from streamvq.geometry import clean_streamlines, orient_bundle, resample_streamlines
 from streamvq.grouping import Normalisation, balance_tracts, group_indices, split_subjects
 from streamvq.space import ReferenceSpace, apply_box
-
-log = logging.getLogger("streamvq")
 
 
 class EmptyBundleError(StreamvqError):
@@ -156,7 +154,7 @@ def prepare_sources(sources: Sequence[BundleSource], config: PrepareConfig,
         try:
             gb = group_bundle(s.streamlines, s.space, config, rng, name=name)
         except EmptyBundleError as exc:
-            log.warning("skipped %s", exc)
+            warnings.warn(f"skipped {exc}", stacklevel=2)
             empty.append(name)
             counts.append(exc.counts)
             continue
@@ -165,7 +163,10 @@ def prepare_sources(sources: Sequence[BundleSource], config: PrepareConfig,
         infos.append(SourceInfo(s.path, s.subject, s.tract, s.space, len(s.streamlines)))
         counts.append(gb.counts)
     if not groups:
-        raise StreamvqError(f"every input bundle is empty or outside its grid ({len(empty)})")
+        raise StreamvqError(
+            f"all {len(empty)} input bundles are empty or outside their reference grid "
+            "(see the warnings above; --out-of-box keep or clip keeps outside streamlines)"
+        )
     report = _sum_counts(counts)
     report["bundles"] = len(infos)
     report["empty_bundles"] = len(empty)
@@ -173,8 +174,8 @@ def prepare_sources(sources: Sequence[BundleSource], config: PrepareConfig,
     for key, what in (("too_short", "fewer than 2 points"), ("non_finite", "NaN/inf"),
                       ("zero_length", "zero length"), ("outside_box", "points outside the grid")):
         if report.get(key):
-            log.warning("%d streamlines with %s (%s)", report[key], what,
-                        "dropped" if key != "outside_box" else f"policy {config.out_of_box}")
+            action = "dropped" if key != "outside_box" else f"policy {config.out_of_box}"
+            warnings.warn(f"{report[key]} streamlines with {what} ({action})", stacklevel=2)
     return assemble(groups, index, infos, config, rng, report)
 
 
