@@ -137,6 +137,14 @@ def test_cli_errors_and_flags(tmp_path, capsys):
     assert main(["--epochs", "0"]) == 2  # validated when parsed
     assert "--epochs must be >= 1" in capsys.readouterr().err
     assert main(["--lr", "nan"]) == 2
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["--out", str(f)]) == 2  # --out is a file: refused before any work
+    assert "not a folder" in capsys.readouterr().err
+    blocked = tmp_path / "blocked"
+    (blocked / "last.pt").mkdir(parents=True)
+    assert main(["--out", str(blocked)]) == 2
+    assert "last.pt" in capsys.readouterr().err
     out = tmp_path / "cli"
     rc = main(
         [

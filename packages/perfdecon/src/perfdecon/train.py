@@ -53,6 +53,9 @@ from perfdecon.train_config import (
 EXPORT_NAME = "model.safetensors"
 """Inference export in the run folder (``perfdecon maps --aif-model RUN/model.safetensors``)."""
 MODEL_KIND = "AIFNet"
+RUN_FILES = ("config.json", "split.json", "metrics.jsonl", "last.pt", "best.pt", "final.pt",
+             EXPORT_NAME)
+"""Files of a run folder (checked before any work: no folder/FIFO/symlink at these names)."""
 
 
 @dataclass
@@ -177,14 +180,14 @@ def train(config: TrainConfig) -> TrainResult:
     """
     import torch
 
+    from medshared.io.outputs import check_output_folder
     from medshared.training import export_model, launch, optimizer_step, progress
     from perfdecon.augment import AugmentConfig, augment
     from perfdecon.models.aif_net import AIFNet, AIFNetConfig
 
     cfg = config
+    check_output_folder(cfg.out, RUN_FILES, what="--out")  # before any work
     with launch(cfg.device) as rt:
-        if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
-            raise PerfdeconError(f"--out {cfg.out}: exists and is not a folder")
         dataset = _make_dataset(cfg)
         train_idx, val_idx = _split(cfg, len(dataset))
         if len(train_idx) == 0:
@@ -313,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 __all__ = [
     "EXPORT_NAME",
     "MODEL_KIND",
+    "RUN_FILES",
     "TrainConfig",
     "TrainResult",
     "build_parser",
