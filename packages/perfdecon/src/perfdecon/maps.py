@@ -46,7 +46,7 @@ class PerfusionMaps:
 
     Attributes
     ----------
-    cbf: mL/100 g/min.  cbv: mL/100 g.  mtt: s.  tmax: s (residue peak time).  ttp: s (tissue
+    cbf: mL/100 g/min.  cbv: mL/100 g.  mtt: s.  tmax: s (residue onset or peak).  ttp: s (tissue
     curve peak time from the first frame).  kmax: residue peak ``max k`` in 1/s.
     mask: bool ``(Z, Y, X)`` voxels that were deconvolved.
     """
@@ -127,7 +127,7 @@ def _masked_curves(ctc: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 
 def peak_time(k: torch.Tensor, dt: float) -> torch.Tensor:
-    """Residue peak time with sub-frame refinement (s), the Tmax map.
+    """Residue peak time with sub-frame refinement (s), Tmax with ``tmax_method="peak"``.
 
     ``dt * (j + delta)`` with ``j = argmax k`` and ``delta = (k[j-1] - k[j+1]) /
     (2 (k[j-1] - 2 k[j] + k[j+1]))`` the vertex of the parabola through the three samples around
