@@ -116,8 +116,18 @@ def train_model(
     }
     t0 = time.perf_counter()
     with launch(device=device, seed=tc.seed) as rt:
-        run = RunFolder(out_dir, config, resume=resume, is_main=rt.is_main,
-                        allow_changes=("train.steps",))
+        # Non-main ranks check the folder before rank 0 writes config.json into it (RunFolder
+        # refuses a folder that already holds a run, and would see rank 0's fresh config).
+        run = None
+        if not rt.is_main:
+            run = RunFolder(out_dir, config, resume=resume, is_main=False,
+                            allow_changes=("train.steps",))
+        rt.barrier()
+        if rt.is_main:
+            run = RunFolder(out_dir, config, resume=resume, is_main=True,
+                            allow_changes=("train.steps",))
+        rt.barrier()
+        assert run is not None
         model = build_model(model_config)
         net = rt.wrap(model)
         optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
