@@ -222,6 +222,8 @@ def assert_one_line(out: Outcome, *, rc: int = 2, names: Sequence[str] = ()) -> 
     assert len(lines) == 1, f"{len(lines)} stderr lines, expected 1\n" + out.describe()
     line = lines[0]
     assert "[Errno" not in line and ".part" not in line, "raw OS error / temp name\n" + line
+    keyword = re.search(r"\b[a-z_]+=(True|False|None)\b", line)
+    assert keyword is None, f"message names a Python keyword ({keyword.group(0)}): {line!r}"
     if names:
         assert any(n in line for n in names), f"message names none of {list(names)}: {line!r}"
     return line

@@ -58,6 +58,8 @@ TORCH_TOOLS = ("streamvq", "usenhance", "flowsr")
 # committed as failing nor xfailed: they are not generated until the tool is fixed. Remove an
 # entry once its tool passes it.
 NOT_YET_PASSING: set[str] = {
+    "extra:usenhance-enhance-random-dicom",
+    "extra:wdrcodec-encode-random-dicom-folder",
     "input:maps-aif-file-empty",
     "input:evaluate-checkpoint-random",
     "input:svq-decode-latent-empty",
@@ -924,4 +926,110 @@ def test_numeric_option_checked_by_the_command_before_any_work(
     before = snapshot(tmp_path)
     out = run([_bin(tool), *args, f"{opt}={value}"], tmp_path)
     assert_one_line(out, names=[opt])
+    assert_unchanged(before, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. More reproductions: folders into themselves, prefixes that hit an input, header units,
+#    DICOM garbage, batch outputs, the demo registry's --json
+# ---------------------------------------------------------------------------------------------
+
+
+def _setup_enhance_into_itself(folder: Path, world) -> list[str]:
+    imgs = folder / "imgs"
+    imgs.mkdir()
+    copy_into(Path(world["png"]), imgs, "0000.png")
+    copy_into(Path(world["png"]), imgs, "0001.png")
+    return ["enhance", "imgs", "imgs", "--ckpt", "{us_model}", "--quiet"]
+
+
+def _setup_prefix_hits_input(folder: Path, world) -> list[str]:
+    import nibabel as nib
+
+    rng = np.random.default_rng(0)
+    for c in "uvw":
+        data = rng.normal(0, 0.3, (8, 8, 4, 3)).astype(np.float32)
+        nib.save(nib.Nifti1Image(data, np.diag([8.0, 8.0, 8.0, 1.0])), folder / f"p_{c}.nii.gz")
+    return ["predict", "--nifti", "p_u.nii.gz", "p_v.nii.gz", "p_w.nii.gz", "--venc", "1",
+            "--model", "{flow_model}", "--out", "p.nii.gz", "--quiet"]
+
+
+def _setup_interpolate_blocked(folder: Path, world) -> list[str]:
+    (folder / "o" / "interp_001.trk").mkdir(parents=True)
+    return ["interpolate", "{trk}", "{trk}", "--weights", "{svq_model}", "--out", "o",
+            "--steps", "3"]
+
+
+def _setup_series_header(unit: str):
+    def setup(folder: Path, world) -> list[str]:
+        import nibabel as nib
+
+        _req(world, "ctp")
+        img = nib.load(world["ctp"])
+        hdr = img.header.copy()
+        if unit == "nan":
+            hdr["pixdim"][4] = np.nan
+        else:
+            hdr.set_xyzt_units("mm", unit)
+        nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine, hdr), folder / "s.nii.gz")
+        return ["maps", "s.nii.gz", "--out", "m", "--quiet"]
+
+    return setup
+
+
+def _setup_dicom_garbage(tool: str):
+    def setup(folder: Path, world) -> list[str]:
+        from _probes_lib import random_bytes
+
+        if tool == "usenhance":
+            (folder / "r.dcm").write_bytes(random_bytes(3000))
+            return ["enhance", "r.dcm", "o.png", "--ckpt", "{us_model}", "--quiet"]
+        (folder / "dcm").mkdir()
+        (folder / "dcm" / "r.dcm").write_bytes(random_bytes(3000))
+        return ["encode", "dcm", "o.wdr", "--bpv", "1"]
+
+    return setup
+
+
+def _setup_outdir_fifo(folder: Path, world) -> list[str]:
+    os.mkfifo(folder / "given_vol.wdr")
+    return ["encode", "{vol}", "--out-dir", ".", "--bpv", "1"]
+
+
+def _setup_demo_json_fifo(folder: Path, world) -> list[str]:
+    os.mkfifo(folder / "rows.json")
+    return ["demo", "--only", "wdrcodec", "--quick", "--json", "rows.json"]
+
+
+EXTRA = [
+    pytest.param("usenhance", _setup_enhance_into_itself, ["0000.png", "imgs"],
+                 id="usenhance-enhance-folder-into-itself"),
+    pytest.param("flowsr", _setup_prefix_hits_input, ["p_u.nii.gz"],
+                 id="flowsr-predict-prefix-is-an-input"),
+    pytest.param("streamvq", _setup_interpolate_blocked, ["interp_001.trk"],
+                 id="streamvq-interpolate-blocked-member"),
+    pytest.param("perfdecon", _setup_series_header("usec"), ["s.nii.gz"],
+                 id="perfdecon-maps-usec-time-unit"),
+    pytest.param("perfdecon", _setup_series_header("nan"), ["s.nii.gz"],
+                 id="perfdecon-maps-nan-frame-interval"),
+    pytest.param("usenhance", _setup_dicom_garbage("usenhance"), ["r.dcm"],
+                 id="usenhance-enhance-random-dicom"),
+    pytest.param("wdrcodec", _setup_dicom_garbage("wdrcodec"), ["r.dcm"],
+                 id="wdrcodec-encode-random-dicom-folder"),
+    pytest.param("wdrcodec", _setup_outdir_fifo, ["given_vol.wdr"],
+                 id="wdrcodec-encode-out-dir-fifo"),
+    pytest.param("medshared", _setup_demo_json_fifo, ["rows.json"],
+                 id="medshared-demo-json-fifo"),
+]
+
+
+@pytest.mark.parametrize(("tool", "setup", "names"), _keep("extra", EXTRA))
+def test_more_reproductions(tool, setup, names, world, tmp_path):
+    _need(tool)
+    args = _fill(setup(tmp_path, world), world, tmp_path, None)
+    before = snapshot(tmp_path)
+    inprocess = tool in TORCH_TOOLS and not any((tmp_path / a).is_fifo() for a in args
+                                                if (tmp_path / a).exists())
+    out = _invoke(tool, args, tmp_path, inprocess=inprocess)
+    assert_one_line(out, names=names)
     assert_unchanged(before, tmp_path)
