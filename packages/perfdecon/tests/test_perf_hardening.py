@@ -154,7 +154,7 @@ def test_help_states_units_and_defaults():
             if not a.option_strings or a.dest in ("help", "version"):
                 continue
             text = a.help or ""
-            if a.const is True or a.nargs == 0 or a.required:  # switches, required
+            if a.required:
                 continue
             assert "default" in text, f"{name} {a.option_strings}: {text!r}"
 
@@ -249,3 +249,16 @@ def test_cohort_with_worker_processes(case, tmp_path):
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert rows[0]["core_ml"] == pytest.approx(rows[1]["core_ml"])
     assert not (out / "a" / "overview.png").exists()
+
+
+def test_empty_aif_file_and_random_checkpoint_are_one_line(case, tmp_path, capsys):
+    empty = tmp_path / "aif.txt"
+    empty.write_text("")
+    err = _err(capsys, ["maps", str(case / "ctp.nii.gz"), "--aif-file", str(empty), "--out",
+                        str(tmp_path / "m")])
+    assert "aif.txt" in err and "no values" in err
+    ck = tmp_path / "ck.safetensors"
+    ck.write_bytes(np.random.default_rng(0).bytes(3000))
+    err = _err(capsys, ["evaluate", "--checkpoint", str(ck), "--cases", "1", "--size", "32"])
+    assert "ck.safetensors" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["aif.txt", "ck.safetensors"]

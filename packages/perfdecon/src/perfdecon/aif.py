@@ -371,9 +371,13 @@ def aif_from_file(path: str | Path, n_frames: int, dt: float = 1.0) -> AifResult
     if not p.is_file():
         raise PerfdeconError(f"{p}: AIF file not found")
     try:
-        vals = np.loadtxt(p, dtype=np.float64, comments="#", ndmin=1).ravel()
-    except ValueError as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns on an empty file; we say it below
+            vals = np.loadtxt(p, dtype=np.float64, comments="#", ndmin=1).ravel()
+    except (ValueError, UnicodeDecodeError) as exc:
         raise PerfdeconError(f"{p}: not a list of numbers ({exc})") from exc
+    if vals.size == 0:
+        raise PerfdeconError(f"{p}: AIF file holds no values; expected {n_frames}, one per frame")
     if len(vals) != n_frames:
         raise PerfdeconError(f"{p}: has {len(vals)} values but the series has {n_frames} frames")
     if not np.isfinite(vals).all():

@@ -131,13 +131,13 @@ def _add_maps_parser(sub) -> None:
                    help="scale the AIF so its area matches the automatic venous output "
                    "function's (partial-volume correction of absolute CBF/CBV; default: off)")
     p.add_argument("--force", action="store_true",
-                   help="continue with a poor AIF (a warning is printed and saved)")
+                   help="continue with a poor AIF; a warning is printed and saved (default: off)")
     p.add_argument("--no-figures", action="store_true",
                    help="skip aif.png and overview.png (matplotlib is not imported; "
                    "default: written)")
     p.add_argument("--jobs", type=_number(int, 1, 64), default=1,
                    help="cases run in parallel in a cohort, processes (default: 1)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: shown on a tty)")
     p.set_defaults(func=_cmd_maps)
 
 
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="accuracy and Dice tables on built-in phantoms")
     p.add_argument("--out", help="folder for the demo's files (default: a temporary folder)")
-    p.add_argument("--quick", action="store_true", help="fewer, smaller cases")
+    p.add_argument("--quick", action="store_true", help="fewer, smaller cases (default: off)")
     p.add_argument("--summary-json", help="write the headline rows as JSON (default: none)")
     p.set_defaults(func=_cmd_demo)
 

@@ -322,8 +322,12 @@ def run_evaluation(
     from medshared.io.outputs import check_output_folder, output_set
     from perfdecon.jsonout import write_json
 
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise PerfdeconError(f"--checkpoint {checkpoint}: no such file")
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise PerfdeconError(f"--checkpoint {checkpoint}: no such file")
+        from perfdecon.predict import load_aif_model
+
+        load_aif_model(checkpoint)  # a file that is not a model export fails here, before work
     inputs = [checkpoint] if checkpoint is not None else []
     if out is not None:
         check_output_folder(out, EVALUATION_FILES, inputs, what="--out")

@@ -149,8 +149,12 @@ def run_isles_evaluation(
 
     if not Path(root).is_dir():
         raise PerfdeconError(f"--isles {root}: no such folder")
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise PerfdeconError(f"--checkpoint {checkpoint}: no such file")
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise PerfdeconError(f"--checkpoint {checkpoint}: no such file")
+        from perfdecon.predict import load_aif_model
+
+        load_aif_model(checkpoint)  # refuse a file that is not a model export before work
     inputs = [checkpoint] if checkpoint is not None else []
     if out is not None:
         check_output_folder(out, ISLES_FILES, inputs, what="--out")
