@@ -8,9 +8,10 @@ component) and a segmentation head (1x1x1 conv). The segmentation head returns *
 sigmoid of the paper is applied at inference (:attr:`SRResult.probability`) and the training loss
 uses BCE-with-logits, which is the same loss computed stably.
 
-Option ``interp_skip`` (not in the paper, off by default) adds the trilinear upsampling of the
-input velocity to the heads' output and zero-initialises the heads' last convolutions, so an
-untrained network starts as trilinear interpolation and learns a correction.
+The last convolution of the velocity heads is zero-initialised (an initialisation choice the
+paper does not state), so an untrained network outputs the zero field. Option ``interp_skip``
+(not in the paper, off by default) adds the trilinear upsampling of the input velocity to the
+heads' output, so an untrained network starts as trilinear interpolation and learns a correction.
 
 Baselines as configurations: ``use_wmf=False`` is the paper's "w/o WMF" ablation;
 ``use_wmf=False, segmentation=False`` is the SR-only network (SRFlow-style comparison).
@@ -154,9 +155,12 @@ class SURFRNet(nn.Module):
         )
         self.velocity_heads = VelocityHeads(c)
         self.seg_head = nn.Conv3d(c, 1, 1) if cfg.segmentation else None
-        if cfg.interp_skip:
-            nn.init.zeros_(self.velocity_heads.second.weight)
-            nn.init.zeros_(self.velocity_heads.second.bias)
+        # Zero-initialised last velocity convolution: the untrained network outputs exactly the
+        # zero field, so the first L1 gradients reach the shared trunk only through the heads'
+        # (then zero) weights and cannot scramble the features the segmentation head learns
+        # from; measured: IoU 0 -> ~0.9 after 120 CPU steps (README "Why it stayed at zero").
+        nn.init.zeros_(self.velocity_heads.second.weight)
+        nn.init.zeros_(self.velocity_heads.second.bias)
 
     def forward(self, x: torch.Tensor) -> SRResult:
         if x.ndim != 5 or x.shape[1] != self.in_channels:
