@@ -42,7 +42,7 @@ def test_cli_help_version_and_bad_options(capsys, tmp_path):
     assert main(["--version"]) == 0
     assert "usenhance" in capsys.readouterr().out
     assert main(["simulate", str(tmp_path / "x"), "--n", "0"]) == 2
-    assert "--n must be >= 1" in capsys.readouterr().err
+    assert "argument --n: must be an integer >= 1" in capsys.readouterr().err
     assert main(["train", str(tmp_path), str(tmp_path / "r"), "--lr", "nan"]) == 2
     assert not (tmp_path / "r").exists()
     assert main(["enhance", str(tmp_path), str(tmp_path / "o"), "--ckpt", str(tmp_path / "no.safetensors")]) == 2

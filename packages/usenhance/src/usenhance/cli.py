@@ -5,23 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medshared.runner import run_cli
+from medshared.runner import int_range, run_cli
 
 __all__ = ["build_parser", "main"]
-
-
-def _int_range(name: str, lo: int, hi: int | None = None):  # noqa: ANN202
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} expects an integer, got {text!r}") from None
-        if v < lo or (hi is not None and v > hi):
-            bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-            raise argparse.ArgumentTypeError(f"{name} must be {bound}, got {v}")
-        return v
-
-    return parse
 
 
 def _named_ckpt(text: str) -> tuple[str, str]:
@@ -101,24 +87,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from medshared.demo import format_table
-    from usenhance.demo import demo_rows
-
-    if args.out is not None:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        rows = demo_rows(Path(args.out), args.quick)
-    else:
-        with tempfile.TemporaryDirectory(prefix="usenhance-demo-") as tmp:
-            rows = demo_rows(Path(tmp), args.quick)
-    print(format_table(rows))
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``usenhance`` argument parser (subcommands set ``func``)."""
+    from medshared.demo import add_demo_command
     from medshared.training import add_config_arguments
     from usenhance import __version__
     from usenhance.config import TrainConfig
@@ -133,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser, device: bool = True) -> None:
         sp.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
-        sp.add_argument("--threads", type=_int_range("--threads", 0), default=0,
+        sp.add_argument("--threads", type=int_range(0), default=0,
                         help="CPU threads for torch (count; 0 = torch's default) (default: 0)")
         if device:
             sp.add_argument("--device", default="cpu" if sp.prog.endswith(("enhance", "bench"))
@@ -141,13 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="write a simulated USEnhance-layout dataset")
     s.add_argument("out", type=Path, help="dataset folder to create")
-    s.add_argument("--n", type=_int_range("--n", 1), default=20,
+    s.add_argument("--n", type=int_range(1), default=20,
                    help="pairs per organ (count) (default: 20)")
     s.add_argument("--organs", default=",".join(ORGANS),
                    help=f"comma-separated organs (default: {','.join(ORGANS)})")
-    s.add_argument("--size", type=_int_range("--size", 16, 4096), default=256,
+    s.add_argument("--size", type=int_range(16, 4096), default=256,
                    help="image side (pixels) (default: 256)")
-    s.add_argument("--seed", type=_int_range("--seed", 0), default=0, help="seed (default: 0)")
+    s.add_argument("--seed", type=int_range(0), default=0, help="seed (default: 0)")
     s.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
                    help="PNG bit depth (bits) (default: 8)")
     s.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
@@ -179,9 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model the Wilcoxon tests compare against (default: the first --ckpt)")
     v.add_argument("--split", choices=("train", "val", "test", "all"), default="test",
                    help="which split to score (default: test)")
-    v.add_argument("--split-seed", type=_int_range("--split-seed", 0), default=0,
+    v.add_argument("--split-seed", type=int_range(0), default=0,
                    help="split seed, as in training (default: 0)")
-    v.add_argument("--max-images", type=_int_range("--max-images", 0), default=0,
+    v.add_argument("--max-images", type=int_range(0), default=0,
                    help="score at most this many images (count; 0 = all) (default: 0)")
     v.add_argument("--lpips-weights", type=Path, default=None,
                    help="torchvision vgg16-397923af.pth (default: <torch hub>/checkpoints/)")
@@ -191,19 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_evaluate)
 
     b = sub.add_parser("bench", help="inference and training-iteration timings vs the reference code")
-    b.add_argument("--repeats", type=_int_range("--repeats", 1, 100), default=1,
+    b.add_argument("--repeats", type=int_range(1, 100), default=1,
                    help="timed repeats per measurement (count) (default: 1)")
-    b.add_argument("--threads", type=_int_range("--threads", 1), default=2,
+    b.add_argument("--threads", type=int_range(1), default=2,
                    help="CPU threads (count) (default: 2, as the anchor)")
     b.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     b.add_argument("--quick", action="store_true",
                    help="skip the 512x512 inference and the reference LPIPS timing (default: off)")
     b.set_defaults(func=cmd_bench)
 
-    d = sub.add_parser("demo", help="train briefly on simulated data, enhance, print metrics")
-    d.add_argument("--out", type=Path, default=None, help="keep the outputs here (default: temp)")
-    d.add_argument("--quick", action="store_true", help="smaller budget (default: off)")
-    d.set_defaults(func=cmd_demo)
+    add_demo_command(sub, "usenhance", "usenhance.demo:demo_rows")
     return p
 
 
