@@ -410,12 +410,14 @@ def _reconstruct_internal(payload, h: Header, lay: Layout, shape4) -> tuple[np.n
     if h.lossless:
         np.rint(flat, out=flat)
     vol = _synthesis(flat, lay, shape4, h.lossless, h.packet)
-    coder.finalize(vol, h.mean, float(h.vmin), float(h.vmax))
     if h.dtype.startswith("float"):
+        coder.finalize(vol, h.mean, float(h.vmin), float(h.vmax))
         vol *= h.quant_step
         vol += h.quant_offset
         return vol.astype(h.dtype), status
-    return vol.astype(h.dtype), status
+    out = np.empty(vol.shape, dtype=h.dtype)  # integer dtypes: rint, clip and cast in one pass
+    coder.finalize_to(np.ascontiguousarray(vol), h.mean, float(h.vmin), float(h.vmax), out)
+    return out, status
 
 
 def read_header(data: bytes, name: str = "data", limits: DecodeConfig | None = None) -> Header:

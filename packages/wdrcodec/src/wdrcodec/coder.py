@@ -762,3 +762,18 @@ def finalize(vol, mean, vmin, vmax):
         elif x > vmax:
             x = vmax
         v[i] = x
+
+
+@njit(cache=True)
+def finalize_to(vol, mean, vmin, vmax, out):
+    """:func:`finalize` and the cast to an integer dtype in one pass: ``out`` (C-contiguous,
+    same size as ``vol``) ``= clip(rint(vol + mean), vmin, vmax)``; ``vol`` is left as is."""
+    v = vol.ravel()
+    o = out.ravel()
+    for i in range(v.size):
+        x = np.rint(v[i] + mean)
+        if x < vmin:
+            x = vmin
+        elif x > vmax:
+            x = vmax
+        o[i] = x

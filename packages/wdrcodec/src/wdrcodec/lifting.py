@@ -26,6 +26,18 @@ def _lc(i, nd):
 
 
 _F4 = "void(float64[:, :, :, :], float64[:, :])"
+
+
+@njit(cache=True)
+def _any_nz4(v, p, a, i0, i1):
+    """True when ``v[p, i0:i1, a, :]`` holds a nonzero value."""
+    for i in range(i0, i1):
+        for b in range(v.shape[3]):
+            if v[p, i, a, b] != 0.0:
+                return True
+    return False
+
+
 _I4 = "void(int64[:, :, :, :], int64[:, :])"
 
 # The 4D kernels work on one (N, Q2) slab at a time (fixed p and a), so the working set of a
@@ -65,15 +77,24 @@ def _inv97(v, tmp):
     nd = N // 2
     for p in range(P):
         for a in range(Q1):
+            # Zero skipping (low rates: whole detail subbands decode to zero). A slab that is
+            # all zero stays zero; a zero high band leaves the first low-band update a no-op.
+            # Both skips give the same values as the full lifting (up to the sign of zeros).
+            hi_nz = _any_nz4(v, p, a, ns, N)
+            if not hi_nz and not _any_nz4(v, p, a, 0, ns):
+                continue
             for i in range(N):
                 sc = 1.0 / LOW_SCALE if i < ns else 1.0 / HIGH_SCALE
                 for b in range(Q2):
                     tmp[i, b] = v[p, i, a, b] * sc
-            for coef_d, coef_s in ((GAMMA, DELTA), (ALPHA, BETA)):
-                for i in range(ns):
-                    left, cur = _lc(i, nd)
-                    for b in range(Q2):
-                        tmp[i, b] -= coef_s * (tmp[ns + left, b] + tmp[ns + cur, b])
+            for step in range(2):
+                coef_d = GAMMA if step == 0 else ALPHA
+                coef_s = DELTA if step == 0 else BETA
+                if step > 0 or hi_nz:
+                    for i in range(ns):
+                        left, cur = _lc(i, nd)
+                        for b in range(Q2):
+                            tmp[i, b] -= coef_s * (tmp[ns + left, b] + tmp[ns + cur, b])
                 for i in range(nd):
                     r = _right(i, ns)
                     for b in range(Q2):
@@ -167,16 +188,40 @@ def _inv97_lines(v, t):
     nd = N // 2
     for p in range(P):
         for q in range(Q):
+            # zero skipping, as in _inv97: an all-zero line stays zero, a zero high band makes
+            # the first low-band update a no-op
+            hi_nz = False
+            for i in range(ns, N):
+                if v[p, q, i] != 0.0:
+                    hi_nz = True
+                    break
+            if not hi_nz:
+                lo_nz = False
+                for i in range(ns):
+                    if v[p, q, i] != 0.0:
+                        lo_nz = True
+                        break
+                if not lo_nz:
+                    continue
             for i in range(ns):
                 t[i] = v[p, q, i] / LOW_SCALE
             for i in range(ns, N):
                 t[i] = v[p, q, i] / HIGH_SCALE
-            for coef_d, coef_s in ((GAMMA, DELTA), (ALPHA, BETA)):
-                for i in range(ns):
-                    left, cur = _lc(i, nd)
-                    t[i] -= coef_s * (t[ns + left] + t[ns + cur])
-                for i in range(nd):
-                    t[ns + i] -= coef_d * (t[i] + t[_right(i, ns)])
+            for step in range(2):
+                coef_d = GAMMA if step == 0 else ALPHA
+                coef_s = DELTA if step == 0 else BETA
+                if step > 0 or hi_nz:
+                    # the boundary samples of _lc apart, so the interior loop vectorises
+                    t[0] -= coef_s * (t[ns] + t[ns])
+                    for i in range(1, nd):
+                        t[i] -= coef_s * (t[ns + i - 1] + t[ns + i])
+                    if ns > nd:
+                        t[nd] -= coef_s * (t[ns + nd - 1] + t[ns + nd - 1])
+                last = nd if ns > nd else nd - 1  # _right(i, ns) == i + 1 below ``last``
+                for i in range(last):
+                    t[ns + i] -= coef_d * (t[i] + t[i + 1])
+                if last < nd:
+                    t[ns + last] -= coef_d * (t[last] + t[last])
             for i in range(ns):
                 v[p, q, 2 * i] = t[i]
             for i in range(nd):
