@@ -58,6 +58,9 @@ TORCH_TOOLS = ("streamvq", "usenhance", "flowsr")
 # committed as failing nor xfailed: they are not generated until the tool is fixed. Remove an
 # entry once its tool passes it.
 NOT_YET_PASSING: set[str] = {
+    "sigterm:wdrcodec-encode",  # SIGTERM during numba JIT is swallowed (intermittent)
+    "numeric:wdrcodec-decode--max-memory=1e308",
+    "numeric:wdrcodec-decode--bpv=1e308",
     "numeric:flowsr-predict--dx=1e308",
     "extra:usenhance-enhance-random-dicom",
     "extra:wdrcodec-encode-random-dicom-folder",
@@ -666,8 +669,6 @@ MEANINGFUL: dict[tuple[str, str, str], set[str]] = {
        for k in ("adv", "cycle", "paired", "perceptual", "pix2pix-l1")},
     ("wdrcodec", "encode", "--mcpd-threshold"): {"0", "1e308"},  # no slice / every slice
     ("wdrcodec", "eval", "--mcpd-threshold"): {"0", "1e308"},
-    ("wdrcodec", "decode", "--max-memory"): {"1e308"},  # no limit
-    ("wdrcodec", "decode", "--bpv"): {"1e308"},  # the whole file
 }
 
 def _documented_valid(tool: str, sub: str, action, value: str) -> bool:
