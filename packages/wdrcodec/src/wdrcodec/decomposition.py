@@ -19,7 +19,7 @@ from itertools import product
 
 import numpy as np
 
-from wdrcodec.lifting import lift_region
+from wdrcodec.lifting import inverse_yx, lift_region
 
 
 @dataclass(frozen=True)
@@ -156,5 +156,9 @@ def _dyadic_inverse(arr: np.ndarray, lv, lossless: bool) -> None:
     steps = list(_dyadic_steps(arr.shape, lv))
     for _level, axes, cur in reversed(steps):
         region = arr[: cur[0], : cur[1], : cur[2]]
-        for a in reversed(axes):
+        rev = axes[::-1]
+        if not lossless and rev[:2] == [2, 1]:
+            inverse_yx(region)  # X then Y, one z-slice at a time
+            rev = rev[2:]
+        for a in rev:
             lift_region(region, a, lossless, False)
