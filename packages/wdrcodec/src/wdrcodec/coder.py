@@ -520,7 +520,12 @@ def _refine(st, data, probs, sigp, sval, count, p):
 @njit(cache=True)
 def _position(idx, boxes, starts):
     """Position in the concatenated blocks of the coefficient with scan index ``idx``."""
-    b = np.searchsorted(starts, idx, side="right") - 1
+    return _pos_in_box(idx, np.searchsorted(starts, idx, side="right") - 1, boxes, starts)
+
+
+@njit(cache=True)
+def _pos_in_box(idx, b, boxes, starts):
+    """:func:`_position` of a coefficient known to lie in scan box ``b``."""
     w = boxes[b, 8] - boxes[b, 7]
     hw = (boxes[b, 6] - boxes[b, 5]) * w
     local = idx - starts[b]
@@ -550,6 +555,8 @@ def _finish(sig, sval, sigp, sneg, nsig, p_cur, refined, val, kp, neg, rec, scal
     target = rec
     if boxes.shape[0] > 0 and not direct and rec.size > 0:
         target = np.zeros(rec.size, dtype=np.float64)
+    nb = boxes.shape[0]
+    bc = 0  # box of the previous coefficient: scan indices rise inside a plane's pass
     for i in range(nsig):
         idx = sig[i]
         k = p_cur if (sigp[i] == p_cur or i < refined) else p_cur + 1
@@ -559,7 +566,11 @@ def _finish(sig, sval, sigp, sneg, nsig, p_cur, refined, val, kp, neg, rec, scal
             neg[idx] = sneg[i]
         if rec.size > 0:
             r = (float(sval[i]) + ((np.int64(1) << k) - 1) / 2.0) * scale
-            at = _position(idx, boxes, starts) if direct else idx
+            at = idx
+            if direct:
+                if idx < starts[bc] or (bc + 1 < nb and idx >= starts[bc + 1]):
+                    bc = np.searchsorted(starts, idx, side="right") - 1
+                at = _pos_in_box(idx, bc, boxes, starts)
             target[at] = -r if sneg[i] == 1 else r
     if boxes.shape[0] > 0 and not direct and rec.size > 0:
         scatter_values(target, boxes, rec)
