@@ -1,7 +1,9 @@
 """Reconstruction scores: BUAN (paper setting and mm thresholds) and MDF, per tract and overall.
 
-BUAN is ``medshared.metrics.buan`` with one cluster per streamline (``clust_thr=(0,)``, as the
-authors call dipy's ``bundle_shape_similarity(x, x_recon, rng, [0], threshold=0.05)``). The
+BUAN is dipy's ``bundle_shape_similarity`` with one cluster per streamline (``clust_thr=(0,)``, as
+the authors call ``bundle_shape_similarity(x, x_recon, rng, [0], threshold=0.05)``), computed by
+:mod:`streamvq.buan`, which clusters each bundle once for all thresholds and models (equal to
+``medshared.metrics.buan`` call by call, see the tests). The
 paper's threshold 0.05 is in **normalised [-1, 1] units** (the coordinates the network sees), i.e.
 ``0.05 * (hi - lo) / 2`` mm for a dataset normalised with ``lo``/``hi`` mm; we also report BUAN in
 mm (thresholds 1, 2, 4 mm) on the coordinates mapped back to mm, and the mean point-wise distance
@@ -32,24 +34,40 @@ class GroupScores:
 
 def score_groups(x_norm: np.ndarray, r_norm: np.ndarray, norm: Normalisation,
                  config: EvalConfig = EvalConfig(), *, show_progress: bool = False,
-                 desc: str = "BUAN") -> GroupScores:
-    """Score reconstructions ``r_norm`` of ``x_norm`` (both ``(G, 3, S, P)``, normalised)."""
-    from medshared.metrics import buan
+                 desc: str = "BUAN", reference_centroids: list | None = None) -> GroupScores:
+    """Score reconstructions ``r_norm`` of ``x_norm`` (both ``(G, 3, S, P)``, normalised).
+
+    ``reference_centroids`` (from :func:`reference_centroids`) saves re-clustering ``x_norm``
+    when several models are scored on the same groups.
+    """
     from medshared.training import progress
+    from streamvq.buan import adjacency, centroids
 
     xs, rs = from_tensor_layout(x_norm), from_tensor_layout(r_norm)
     xm, rm = norm.to_mm(xs), norm.to_mm(rs)
     g = len(xs)
     thresholds = [float(t) for t in config.buan_mm_thresholds]
+    # one clustering per bundle (in mm); the normalised threshold is the same adjacency test in
+    # mm (the normalisation is one scale factor for all axes; clust_thr 0 is scale-free)
+    all_thr = [config.buan_norm_threshold * norm.mm_per_unit, *thresholds]
+    ref = reference_centroids if reference_centroids is not None else [None] * g
     bn = np.zeros(g)
     bmm = {t: np.zeros(g) for t in thresholds}
     for i in progress(range(g), total=g, desc=desc, enabled=show_progress, unit="group"):
-        bn[i] = buan(list(xs[i]), list(rs[i]), threshold=config.buan_norm_threshold,
-                     clust_thr=(0.0,))
-        for t in thresholds:
-            bmm[t][i] = buan(list(xm[i]), list(rm[i]), threshold=t, clust_thr=(0.0,))
+        cx = ref[i] if ref[i] is not None else centroids(xm[i])
+        vals = adjacency(cx, centroids(rm[i]), all_thr)
+        bn[i] = vals[0]
+        for t, v in zip(thresholds, vals[1:], strict=True):
+            bmm[t][i] = v
     return GroupScores(bn, bmm, mdf(xm, rm).mean(axis=1),
                        ((np.asarray(x_norm) - np.asarray(r_norm)) ** 2).mean(axis=(1, 2, 3)))
+
+
+def reference_centroids(x_norm: np.ndarray, norm: Normalisation) -> list:
+    """Centroids (mm) of every group of ``x_norm`` ``(G, 3, S, P)``, for :func:`score_groups`."""
+    from streamvq.buan import centroids
+
+    return [centroids(b) for b in norm.to_mm(from_tensor_layout(x_norm))]
 
 
 def reconstruct(model, bundles_norm: np.ndarray, batch_size: int = 64,  # noqa: ANN001
@@ -141,9 +159,10 @@ def evaluate_models(
             *[f"BUAN@{float(t):g}mm" for t in config.buan_mm_thresholds], "MDF mm"]
     tracts = sorted(set(tract_labels))
     table = ReconTable(cols, tracts, mm_per_unit=norm.mm_per_unit)
+    ref = reference_centroids(bundles_norm, norm)
     for name, model in models.items():
         rec = reconstruct(model, bundles_norm, config.batch_size, config.stochastic)
         scores = score_groups(bundles_norm, rec, norm, config, show_progress=show_progress,
-                              desc=f"BUAN {name}")
+                              desc=f"BUAN {name}", reference_centroids=ref)
         table.add(name, scores, tract_labels)
     return table

@@ -41,21 +41,22 @@ def perturbation_sweep(
     buan_threshold: float = 0.05,
 ) -> list[PerturbRow]:
     """Perturb every latent entry by ``+-eps`` and score the decodes (see the module doc)."""
-    from medshared.metrics import buan
+    from streamvq.buan import adjacency, centroids
 
     rows = []
     for name, model in models.items():
         lat = encode_bundles(model, bundles_norm)
         base = from_tensor_layout(decode_latents(model, lat))
         sd = float(lat.std()) or 1.0
+        base_c = [centroids(b) for b in base]  # clustered once per model, not per eps and sign
         for eps in eps_values:
             b_vals, m_vals = [], []
             for sign in (1.0, -1.0):
                 pert = from_tensor_layout(decode_latents(model, (lat + sign * eps).astype(np.float32)))
                 m_vals.append(float(np.linalg.norm(norm.to_mm(pert) - norm.to_mm(base),
                                                    axis=-1).mean()))
-                b_vals.extend(buan(list(base[i]), list(pert[i]), threshold=buan_threshold,
-                                   clust_thr=(0.0,)) for i in range(len(base)))
+                b_vals.extend(adjacency(base_c[i], centroids(pert[i]), [buan_threshold])[0]
+                              for i in range(len(base)))
             rows.append(PerturbRow(name, float(eps), float(eps) / sd, float(np.mean(b_vals)),
                                    float(np.mean(m_vals))))
     return rows
