@@ -483,17 +483,15 @@ def _refine(st, data, probs, sigp, sval, count, p):
         if lo_less != (hi < bound):
             status = -1
             break
-        if lo_less:
-            rng = bound
-            probs[ctx] = pf + ((P16 - pf) >> FAST)
-            probs[ctx + 1] = ps + ((P16 - ps) >> SLOW)
-        else:
-            lo -= bound
-            hi -= bound
-            rng -= bound
-            probs[ctx] = pf - (pf >> FAST)
-            probs[ctx + 1] = ps - (ps >> SLOW)
-            sval[i] += np.int64(1) << p
+        # branchless (refinement bits are close to random, a branch mispredicts half the
+        # time): m is all ones for a 1 bit, 0 for a 0 bit; same arithmetic as the branches
+        m = np.int64(0) - np.int64(1 - lo_less)
+        lo -= bound & m
+        hi -= bound & m
+        rng = bound + ((rng - 2 * bound) & m)
+        probs[ctx] = pf + (((P16 - pf) >> FAST) & ~m) - ((pf >> FAST) & m)
+        probs[ctx + 1] = ps + (((P16 - ps) >> SLOW) & ~m) - ((ps >> SLOW) & m)
+        sval[i] += (np.int64(1) << p) & m
         if hi > rng - 1:
             hi = rng - 1
         if lo > hi:
