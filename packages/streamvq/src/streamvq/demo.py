@@ -25,7 +25,7 @@ import numpy as np
 
 from streamvq.config import MODEL_NAMES, EvalConfig, ModelConfig, PrepareConfig, TrainConfig
 
-DEMO_STEPS = 1500
+DEMO_STEPS = 1800
 DEMO_BATCH = 8
 DEMO_LR = 1e-3
 DEMO_MODEL = {"hidden": 32, "residual_hidden": 8, "codebook_size": 128}
@@ -42,6 +42,16 @@ def _dipy_minimal_bundles(folder: Path) -> list[Path]:
     with zipfile.ZipFile(z) as archive:
         archive.extractall(folder)
     return sorted(folder.glob("sub_*/*.trk"))
+
+
+def _overall(table) -> str:  # noqa: ANN001
+    """One line per model, every column of a :class:`~streamvq.evaluate.ReconTable`, overall."""
+    head = ["model", *table.columns]
+    rows = [head] + [[m, *(f"{table.values[m][c]['overall'][0]:.3f} ± "
+                           f"{table.values[m][c]['overall'][1]:.3f}" for c in table.columns)]
+                     for m in table.values]
+    w = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(n) for c, n in zip(r, w, strict=True)) for r in rows)
 
 
 def demo_rows(out_dir: Path, quick: bool) -> list:
@@ -88,7 +98,9 @@ def demo_rows(out_dir: Path, quick: bool) -> list:
     labels = [val.tract_names[t] for t in val.tract]
     ecfg = EvalConfig()
     syn = evaluate_models(models, val.bundles, labels, ds.norm, ecfg)
-    print(f"\nTable 1 (synthetic, {len(val)} held-out groups): mean ± sd")
+    print(f"\nTable 1 (synthetic, {len(val)} held-out groups), overall mean ± sd:")
+    print(_overall(syn))
+    print(f"\nper tract (synthetic, {len(val)} held-out groups): mean ± sd")
     print(syn.format(syn.columns[0]))
     print()
     print(syn.format("MDF mm"))
@@ -108,7 +120,9 @@ def demo_rows(out_dir: Path, quick: bool) -> list:
         rb = to_tensor_layout(ds.norm.to_unit(np.concatenate(groups)))
         real = evaluate_models(models, rb, rlabels, ds.norm, ecfg)
         print(f"\ndipy minimal_bundles ({len(rlabels)} bundles of 50 streamlines, each "
-              "repeated to 64 rows): mean ± sd")
+              "repeated to 64 rows), overall mean ± sd:")
+        print(_overall(real))
+        print("\nper tract: mean ± sd")
         print(real.format(real.columns[0]))
         print()
         print(real.format("BUAN@2mm"))
