@@ -19,14 +19,15 @@ from medshared.runner import positive_int, run_cli
 
 
 def _data_range(text: str) -> str | float:
-    from medshared.compare import parse_data_range
+    from medshared.compare import MAX_DATA_RANGE, parse_data_range
     from medshared.errors import MedsharedError
 
     try:
         return parse_data_range(text)
     except MedsharedError as exc:
         raise argparse.ArgumentTypeError(
-            f"expected 'dtype', 'ref' or a positive finite number, got {text!r}"
+            f"expected 'dtype', 'ref' or a positive finite number, got {text!r} "
+            f"(a number must be in (0, {MAX_DATA_RANGE:g}])"
         ) from exc
 
 
@@ -111,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument(
         "--data-range", type=_data_range, default="ref", metavar="dtype|ref|NUMBER",
         help="peak for PSNR/SSIM in image units: 'dtype' (full integer range, e.g. 65535 for "
-        "16-bit), 'ref' (reference max - min) or a positive number (default: ref)",
+        "16-bit), 'ref' (reference max - min) or a number in (0, 1e38] (default: ref)",
     )
     cmp_.add_argument(
         "--json", type=Path, default=None, metavar="FILE",

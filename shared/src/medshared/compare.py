@@ -71,17 +71,23 @@ class Comparison:
         }
 
 
+# The largest explicit ``--data-range`` (image units): about float32's largest value (3.4e38);
+# a larger peak is no image's range and only pushes PSNR to meaningless values.
+MAX_DATA_RANGE = 1e38
+
+
 def parse_data_range(text: str) -> str | float:
-    """``"dtype"``, ``"ref"`` or a positive finite number (the ``--data-range`` option)."""
+    """``"dtype"``, ``"ref"`` or a number in (0, :data:`MAX_DATA_RANGE`] (``--data-range``)."""
     if text in ("dtype", "ref"):
         return text
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(value) or not 0 < value <= MAX_DATA_RANGE:
         raise MedsharedError(
-            f"--data-range must be 'dtype', 'ref' or a positive finite number, got {text!r}"
+            f"--data-range must be 'dtype', 'ref' or a number in (0, {MAX_DATA_RANGE:g}], "
+            f"got {text!r}"
         )
     return value
 

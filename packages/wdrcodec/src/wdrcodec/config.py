@@ -31,6 +31,12 @@ NORMS: tuple[str, ...] = ("std", "range", "none")
 PSNR_RANGES: tuple[str, ...] = ("ref", "dtype")
 CODERS: tuple[str, ...] = ("wdr", "ctx")
 MAX_LEVELS = 12
+# Parse-time bounds (the shared flag parser checks closed intervals, so the open lower bound
+# "> 0" of a rate/step is a tiny positive minimum; ``gt`` keeps the exact "> 0" check).
+MIN_BPV, MAX_BPV = 1e-12, 64.0  # bits/voxel: no stored sample is wider than 64 bits
+MIN_PSNR, MAX_PSNR = 1e-12, 1000.0  # dB
+MIN_FLOAT_STEP, MAX_FLOAT_STEP = 1e-30, 1e38  # input units (float32 spans ~1e-38..3.4e38)
+MIN_MEMORY_GIB, MAX_MEMORY_GIB = 1e-6, 1e6  # GiB
 
 
 def _opt(name: str) -> str:
@@ -51,11 +57,18 @@ class EncodeConfig:
             "help": "target rate in bits/voxel; the file (header included) is "
             "floor(bpv * voxels / 8) bytes",
             "gt": 0.0,
+            "min": MIN_BPV,
+            "max": MAX_BPV,
         },
     )
     psnr: float | None = field(
         default=None,
-        metadata={"help": "shortest stream whose decode reaches this PSNR (dB)", "gt": 0.0},
+        metadata={
+            "help": "shortest stream whose decode reaches this PSNR (dB)",
+            "gt": 0.0,
+            "min": MIN_PSNR,
+            "max": MAX_PSNR,
+        },
     )
     lossless: bool = field(
         default=False,
@@ -81,7 +94,7 @@ class EncodeConfig:
         default=5,
         metadata={
             "help": "maximum wavelet decomposition levels per axis (count; fewer on short axes)",
-            "min": 0,
+            "min": 1,
             "max": MAX_LEVELS,
         },
     )
@@ -116,6 +129,8 @@ class EncodeConfig:
             "help": "quantisation step of float input (input units; none: the robust "
             "1st-99th percentile range / 65535)",
             "gt": 0.0,
+            "min": MIN_FLOAT_STEP,
+            "max": MAX_FLOAT_STEP,
         },
     )
 
@@ -143,6 +158,8 @@ class DecodeConfig:
             "help": "decode only the first floor(bpv * voxels / 8) bytes (bits/voxel; "
             "default: the whole file)",
             "gt": 0.0,
+            "min": MIN_BPV,
+            "max": MAX_BPV,
         },
     )
     max_voxels: int = field(
@@ -155,6 +172,8 @@ class DecodeConfig:
             "help": "refuse files whose decode needs more than this much memory (GiB; "
             "default: the memory available now)",
             "gt": 0.0,
+            "min": MIN_MEMORY_GIB,
+            "max": MAX_MEMORY_GIB,
         },
     )
 
