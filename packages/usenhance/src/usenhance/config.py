@@ -37,24 +37,35 @@ class NetConfig:
     channels: int = field(default=1, metadata={
         "help": "image channels (grayscale B-mode: 1)", "min": 1, "max": 1})
 
+# Parse-time bounds. The shared flag parser checks closed intervals, so an open lower bound
+# "> 0" (learning rate, StepLR factor, real label) is the tiny positive minimum OPEN_ZERO.
+OPEN_ZERO = 1e-12
+MAX_LR = 10.0
+MAX_WEIGHT = 1e6  # loss weights: [0, 1e6]
+
 
 @dataclass(frozen=True)
 class LossWeights:
     """Loss weights (paper: adv 1, cycle 10, paired L1 2, LPIPS 10) and label smoothing."""
 
-    adv: float = field(default=1.0, metadata={"help": "LSGAN adversarial weight", "min": 0.0})
+    adv: float = field(default=1.0, metadata={"help": "LSGAN adversarial weight", "min": 0.0,
+                                              "max": MAX_WEIGHT})
     cycle: float = field(default=10.0, metadata={"help": "cycle-consistency L1 weight (cyclegan*)",
-                                                  "min": 0.0})
+                                                  "min": 0.0, "max": MAX_WEIGHT})
     paired: float = field(default=2.0, metadata={
-        "help": "paired L1 weight on (G_H(L), H) and (G_L(H), L) (cyclegan-perceptual)", "min": 0.0})
+        "help": "paired L1 weight on (G_H(L), H) and (G_L(H), L) (cyclegan-perceptual)", "min": 0.0,
+        "max": MAX_WEIGHT})
     perceptual: float = field(default=10.0, metadata={
-        "help": "LPIPS weight on the same pairs (cyclegan-perceptual)", "min": 0.0})
+        "help": "LPIPS weight on the same pairs (cyclegan-perceptual)", "min": 0.0,
+        "max": MAX_WEIGHT})
     pix2pix_l1: float = field(default=100.0, metadata={
-        "help": "L1 weight of the pix2pix baseline (Isola et al.)", "min": 0.0})
+        "help": "L1 weight of the pix2pix baseline (Isola et al.)", "min": 0.0,
+        "max": MAX_WEIGHT})
     smooth_threshold: float = field(default=0.9, metadata={
         "help": "real target is 1.0 while both mean real D scores are below this", "min": 0.0})
     smooth_label: float = field(default=0.9, metadata={
-        "help": "real target once a mean real score reaches the threshold", "min": 0.0,
+        "help": "real target once a mean real score reaches the threshold, in (0, 1]",
+        "min": OPEN_ZERO,
         "max": 1.0})
 
 
@@ -68,13 +79,15 @@ class TrainConfig:
     max_steps: int = field(default=0, metadata={
         "help": "stop after this many iterations in total (0: no limit)", "min": 0})
     batch_size: int = field(default=4, metadata={"help": "images per iteration and rank", "min": 1})
-    lr: float = field(default=3e-4, metadata={"help": "Adam learning rate (G and D)", "min": 0.0})
+    lr: float = field(default=3e-4, metadata={
+        "help": "Adam learning rate (G and D), in (0, 10]", "min": OPEN_ZERO, "max": MAX_LR})
     beta1: float = field(default=0.9, metadata={"help": "Adam beta1", "min": 0.0, "max": 1.0})
     beta2: float = field(default=0.999, metadata={"help": "Adam beta2", "min": 0.0, "max": 1.0})
     lr_step_epochs: int = field(default=100, metadata={
         "help": "StepLR: multiply the learning rates by --lr-gamma every this many epochs",
         "min": 1})
-    lr_gamma: float = field(default=0.5, metadata={"help": "StepLR factor", "min": 0.0, "max": 1.0})
+    lr_gamma: float = field(default=0.5, metadata={
+        "help": "StepLR factor, in (0, 1]", "min": OPEN_ZERO, "max": 1.0})
     crop: int = field(default=256, metadata={"help": "training crop side (pixels)", "min": 8})
     amp: bool = field(default=True, metadata={"help": "mixed precision + GradScaler (CUDA only)"})
     seed: int = field(default=0, metadata={"help": "weights/augmentation seed", "min": 0})
