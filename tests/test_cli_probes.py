@@ -59,7 +59,6 @@ TORCH_TOOLS = ("streamvq", "usenhance", "flowsr")
 # entry once its tool passes it.
 NOT_YET_PASSING: set[str] = {
     "sigterm:wdrcodec-encode",  # SIGTERM during numba JIT is swallowed (intermittent)
-    "numeric:flowsr-predict--dx=1e308",
     "extra:usenhance-enhance-random-dicom",
     "extra:wdrcodec-encode-random-dicom-folder",
     "input:svq-decode-latent-empty",
@@ -73,13 +72,6 @@ NOT_YET_PASSING: set[str] = {
     "numeric:streamvq-train--lr=1e308",
     "numeric:streamvq-evaluate--buan-norm-threshold=1e308",
     "numeric:streamvq-perturb--eps=1e308",
-    "numeric:flowsr-downsample--venc-step=0",
-    "numeric:flowsr-downsample--fluid-magnitude=0",
-    "numeric:flowsr-wmf--dt=1e308",
-    "numeric:flowsr-train--model-groups=0",
-    "numeric:flowsr-train--model-blocks=0",
-    "numeric:flowsr-train--lr=0",
-    "numeric:flowsr-predict--venc=1e308",
     "help:streamvq-prepare--reference",
     "help:streamvq-prepare--synthetic",
     "help:streamvq-prepare--authors-pt",
@@ -94,14 +86,6 @@ NOT_YET_PASSING: set[str] = {
     "help:streamvq-perturb--quiet",
     "help:streamvq-perturb--png",
     "help:streamvq-demo--quick",
-    "help:flowsr-train--cfd",
-    "help:flowsr-train--mri",
-    "help:flowsr-train--resume",
-    "help:flowsr-train--quiet",
-    "help:flowsr-predict--nifti",
-    "help:flowsr-predict--mask",
-    "help:flowsr-predict--quiet",
-    "help:flowsr-evaluate--model",
 }
 
 

@@ -31,11 +31,31 @@ def _nonneg_float(text: str) -> float:
     return v
 
 
+MAX_DX_MM = 100.0  # a voxel larger than 10 cm is no 4D-flow acquisition
+MIN_DT_S, MAX_DT_S = 1e-3, 60.0  # frame interval (s): 1 ms .. 1 min
+MAX_VENC = 100.0  # m/s; blood flows at most a few m/s
+
+
 def _dx(text: str) -> float:
     v = _nonneg_float(text)
-    if v == 0:
-        raise argparse.ArgumentTypeError("voxel size must be > 0 mm")
+    if not 0 < v <= MAX_DX_MM:
+        raise argparse.ArgumentTypeError(f"voxel size must be in (0, {MAX_DX_MM:g}] mm, got {text}")
     return v
+
+
+def _zero_or(lo: float, hi: float, unit: str):  # noqa: ANN202 - argparse type factory
+    """An argparse type: 0 (meaning "from the file") or a number in ``[lo, hi]`` (``unit``)."""
+
+    def parse(text: str) -> float:
+        v = _nonneg_float(text)
+        if v != 0 and not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(
+                f"must be 0 or a number in [{lo:g}, {hi:g}] {unit}, got {text}"
+            )
+        return v
+
+    parse.__name__ = "number"
+    return parse
 
 
 def _seeds(text: str) -> list[int]:
@@ -285,24 +305,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("wmf", help="Weighted Mean Frequencies map (eqs. 1-3) as NIfTI")
     p.add_argument("input", help="flow .h5 with at least 3 frames")
     p.add_argument("--out", required=True, help="output .nii.gz (X, Y, Z) in Hz (or cycles/frame)")
-    p.add_argument("--dt", type=_nonneg_float, default=0.0,
-                   help="frame interval (s); 0 = the file's dt_s attribute, else cycles/frame "
-                        "(default: 0)")
+    p.add_argument("--dt", type=_zero_or(MIN_DT_S, MAX_DT_S, "s"), default=0.0,
+                   help=f"frame interval (s), {MIN_DT_S:g} to {MAX_DT_S:g} s; 0 = the file's "
+                        "dt_s attribute, else cycles/frame (default: 0)")
     p.set_defaults(func=cmd_wmf)
 
     p = sub.add_parser("train", help="train SURFR-Net or an ablation (torchrun for DDP)")
     p.add_argument("--out", required=True, help="run folder (config.json, metrics.jsonl, "
                                                 "last.pt, final.pt, model.safetensors)")
     p.add_argument("--cfd", nargs=2, action="append", metavar=("LR", "HR"),
-                   help="a CFD pair: low-res .h5 (with venc_*) and high-res .h5 (repeatable)")
+                   help="a CFD pair: low-res .h5 (with venc_*) and high-res .h5 (repeatable; "
+                        "default: none)")
     p.add_argument("--mri", action="append", metavar="LR",
-                   help="an MRI low-res .h5 with a mask (segmentation only; repeatable)")
+                   help="an MRI low-res .h5 with a mask (segmentation only; repeatable; "
+                        "default: none)")
     p.add_argument("--phantoms", type=_seeds, default=[],
                    help="comma-separated seeds of CFD-like phantoms to train on (default: none)")
     p.add_argument("--mri-phantoms", type=_seeds, default=[],
                    help="seeds of MRI-like phantoms (segmentation only; default: none)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
     add_config_arguments(p, TrainConfig)
     add_config_arguments(p, PatchConfig, prefix="patch_")
     add_config_arguments(p, PhantomConfig, prefix="phantom_")
@@ -311,25 +333,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="super-resolve a whole series (all frames)")
     p.add_argument("input", nargs="*", help="low-res .h5 (4DFlowNet layout)")
     p.add_argument("--nifti", nargs=3, metavar=("U", "V", "W"),
-                   help="NIfTI input instead: u, v, w files (X, Y, Z[, T]) in m/s")
-    p.add_argument("--mask", help="NIfTI fluid mask for --nifti input (optional)")
+                   help="NIfTI input instead: u, v, w files (X, Y, Z[, T]) in m/s "
+                        "(default: none, read the .h5 input)")
+    p.add_argument("--mask", help="NIfTI fluid mask for --nifti input (default: none)")
     p.add_argument("--dx", type=_dx, nargs=3, metavar=("DX", "DY", "DZ"),
                    help="expected voxel size (mm) of --nifti input, checked against the headers "
                         "(default: not checked)")
     p.add_argument("--model", required=True, help="model.safetensors from flowsr train")
     p.add_argument("--out", required=True,
                    help="output .h5, or a .nii.gz prefix (writes PREFIX_u/_v/_w/_mask/_prob)")
-    p.add_argument("--venc", type=_nonneg_float, default=0.0,
-                   help="velocity scale (m/s); 0 = the file's max VENC (default: 0)")
+    p.add_argument("--venc", type=_zero_or(1e-3, MAX_VENC, "m/s"), default=0.0,
+                   help=f"velocity scale (m/s), at most {MAX_VENC:g} m/s; 0 = the file's max "
+                        "VENC (default: 0)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
     add_config_arguments(p, PredictConfig)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="Table-1 comparison on a held-out phantom + figures")
     p.add_argument("--model", action="append", metavar="NAME=PATH",
                    help="a trained export to compare (repeatable); trilinear and tricubic are "
-                        "always included")
+                        "always included (default: none, the interpolation baselines only)")
     p.add_argument("--seed", type=_positive_int, default=1000,
                    help="held-out phantom geometry seed (default: 1000)")
     p.add_argument("--out", required=True, help="folder for metrics.json and PNG figures")

@@ -44,8 +44,8 @@ class DownsampleConfig:
     factor: int = _f(2, "k-space downsampling factor per axis", 1, 8)
     snr_db: float = _f(15.0, "target SNR in the fluid (dB, 20*log10(|S|/sigma))", -20.0, 80.0)
     venc_margin: float = _f(1.1, "VENC = margin * max |v| per component, rounded up", 0.5, 5.0)
-    venc_step: float = _f(0.1, "VENC rounding step (m/s)", 0.0, 10.0)
-    fluid_magnitude: float = _f(1.0, "magnitude of fluid voxels (a.u.)", 0.0, 1e6)
+    venc_step: float = _f(0.1, "VENC rounding step (m/s)", 1e-3, 10.0)
+    fluid_magnitude: float = _f(1.0, "magnitude of fluid voxels (a.u.)", 1e-6, 1e6)
     tissue_magnitude: float = _f(0.0, "magnitude of non-fluid voxels (a.u.)", 0.0, 1e6)
 
 
@@ -69,8 +69,8 @@ class ModelConfig:
     """SURFR-Net and its ablations (see :mod:`flowsr.models.surfrnet`)."""
 
     channels: int = _f(64, "feature channels", 1, 1024)
-    groups: int = _f(3, "RCAN residual groups", 0, 64)
-    blocks: int = _f(3, "residual channel-attention blocks per group", 0, 64)
+    groups: int = _f(3, "RCAN residual groups", 1, 64)
+    blocks: int = _f(3, "residual channel-attention blocks per group", 1, 64)
     reduction: int = _f(16, "channel-attention reduction ratio", 1, 1024)
     use_wmf: bool = _f(True, "feed the WMF map as a 4th input channel")
     segmentation: bool = _f(True, "add the segmentation head")
@@ -86,7 +86,7 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     alpha: float = _f(0.02, "segmentation BCE weight alpha in L1 + alpha*BCE", 0.0, 100.0)
-    lr: float = _f(1e-4, "Adam learning rate", 0.0, 1.0)
+    lr: float = _f(1e-4, "Adam learning rate, in (0, 1]", 1e-12, 1.0)
     batch_size: int = _f(32, "patches per optimisation step (all ranks together)", 1, 4096)
     steps: int = _f(2000, "optimisation steps", 1, 10_000_000)
     log_every: int = _f(10, "steps between metric log lines", 1, 1_000_000)
