@@ -57,3 +57,17 @@ def test_buan_errors() -> None:
     with pytest.raises(MedsharedError, match="threshold"):
         buan([np.zeros((5, 3))], [np.zeros((5, 3))], threshold=0)
     assert buan([], [np.zeros((5, 3))]) == 0.0
+
+
+def test_clustering_once_gives_the_same_scores_as_buan(bundle: list[np.ndarray]) -> None:
+    from medshared.metrics import buan_adjacency, buan_centroids
+
+    half = bundle[::2]
+    other = [s + np.float32(2.0) for s in bundle[1::2]]
+    gen = np.random.default_rng(5)  # buan uses one generator for both clusterings, in order
+    ca, cb = buan_centroids(half, rng=gen), buan_centroids(other, rng=gen)
+    scores = buan_adjacency(ca, cb, [2.0, 6.0])
+    assert scores == [pytest.approx(buan(half, other, threshold=t, rng=5)) for t in (2.0, 6.0)]
+    assert scores[0] < scores[1]  # a stricter threshold cannot score higher
+    with pytest.raises(MedsharedError, match="positive"):
+        buan_adjacency(ca, cb, [0.0])

@@ -12,7 +12,7 @@ buan           bundle shape similarity (needs the ``dipy`` extra)
 =============  ===========================================================
 """
 
-from medshared.metrics.buan import buan
+from medshared.metrics.buan import buan, buan_adjacency, buan_centroids
 from medshared.metrics.distance import hausdorff95, surface_distances
 from medshared.metrics.lncc import lncc
 from medshared.metrics.overlap import dice, iou, jaccard, soft_dice
@@ -21,6 +21,8 @@ from medshared.metrics.ssim import ssim, ssim_map
 
 __all__ = [
     "buan",
+    "buan_adjacency",
+    "buan_centroids",
     "dice",
     "hausdorff95",
     "iou",
