@@ -127,6 +127,10 @@ def _read_dicom(p: Path) -> ImageFrames:
             spp = 3
     except (MissingExtraError, UsenhanceError):
         raise
+    except pydicom.errors.InvalidDicomError:
+        raise UsenhanceError(
+            f"DICOM file {p}: not a DICOM file (no 'DICM' marker and no readable DICOM header)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for bad files
         raise UsenhanceError(f"DICOM file {p}: cannot decode the pixel data ({exc})") from None
     arr = np.asarray(arr)
