@@ -28,14 +28,15 @@ def _int_at_least(lo: int, flag: str):  # noqa: ANN202
     return parse
 
 
-def _positive_float(flag: str):  # noqa: ANN202
+def _positive_float(flag: str, hi: float):  # noqa: ANN202
     def parse(text: str) -> float:
         try:
             v = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} expects a number, got {text!r}") from None
-        if not (v > 0 and v < float("inf")):
-            raise argparse.ArgumentTypeError(f"{flag} must be a positive finite number, got {v}")
+        if not (0 < v <= hi):
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be a positive finite number <= {hi:g}, got {text!r}")
         return v
 
     return parse
@@ -152,6 +153,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     out = _check_out(args.out, [args.input, args.weights, args.reference])
     model = _load(args.weights)
+    if Path(args.input).is_file() and Path(args.input).stat().st_size == 0:
+        from streamvq.errors import StreamvqError
+
+        raise StreamvqError(f"{args.input}: empty latent file (0 bytes); expected a .npy or .h5 "
+                            "from `streamvq encode`")
     ls = read_latents(args.input)
     space = read_reference(args.reference) if args.reference else ls.space
     streamlines = decode_set(model, ls)
@@ -314,25 +320,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("inputs", nargs="*", help="bundle files SUBJECT/TRACT.trk|.tck|.trx "
                    "(subject = folder name, tract = file stem)")
     s.add_argument("--out", required=True, help="dataset file to write (.h5)")
-    s.add_argument("--reference", help="NIfTI/.trk/.trx giving the space of .tck inputs")
+    s.add_argument("--reference", help="NIfTI/.trk/.trx giving the space of .tck inputs "
+                   "(default: none; .trk/.trx carry their own space)")
     s.add_argument("--synthetic", type=_int_at_least(1, "--synthetic"), metavar="N",
-                   help="use N synthetic subjects (12 tracts each) instead of files")
+                   help="use N synthetic subjects (12 tracts each) instead of files "
+                        "(default: off)")
     s.add_argument("--synthetic-streamlines", type=_int_at_least(1, "--synthetic-streamlines"),
                    nargs=2, default=[40, 200], metavar=("LO", "HI"),
                    help="streamlines per synthetic bundle, range (default: 40 200)")
     s.add_argument("--synthetic-seed", type=_int_at_least(0, "--synthetic-seed"), default=0,
                    help="seed of the synthetic generator (default: 0)")
-    s.add_argument("--authors-pt", help="the authors' processed_tracts.pt (or its _part_N files)")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--authors-pt", help="the authors' processed_tracts.pt (or its _part_N files) "
+                   "(default: off)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
     add_config_arguments(s, PrepareConfig)
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("train", help="train one model on a prepared dataset")
     s.add_argument("--data", required=True, help="dataset from `streamvq prepare` (.h5)")
     s.add_argument("--out", required=True, help="run folder (config, metrics, checkpoints, export)")
-    s.add_argument("--resume", action="store_true", help="continue the run in --out")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (default: off, start a new run)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
     add_config_arguments(s, ModelConfig, exclude=("streamlines", "points"))
     add_config_arguments(s, TrainConfig)
     s.set_defaults(func=cmd_train)
@@ -342,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", help="bundle file (.trk/.tck/.trx)")
     s.add_argument("--weights", required=True, help=weights_help)
     s.add_argument("--out", required=True, help="latent file (.npy: latents only; .h5: + space)")
-    s.add_argument("--reference", help="NIfTI/.trk/.trx giving the space of a .tck input")
+    s.add_argument("--reference", help="NIfTI/.trk/.trx giving the space of a .tck input "
+                   "(default: none; .trk/.trx carry their own space)")
     s.add_argument("--out-of-box", choices=["drop", "keep", "clip"], default="drop",
                    help="streamlines leaving the reference grid (default: drop, counted)")
     s.set_defaults(func=cmd_encode)
@@ -378,20 +389,21 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--max-groups", type=_int_at_least(1, "--max-groups"), default=None,
                        help="score a seeded random subset of at most this many groups "
                             "(default: all)")
-        s.add_argument("--json", help="also write the results as JSON here")
-        s.add_argument("--quiet", action="store_true", help="no progress bar")
+        s.add_argument("--json", help="also write the results as JSON here (default: off)")
+        s.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
         if name == "evaluate":
             add_config_arguments(s, EvalConfig, exclude=("buan_mm_thresholds",))
-            s.add_argument("--embedding-png", help="write a 2D latent embedding plot (PNG) here")
+            s.add_argument("--embedding-png", help="write a 2D latent embedding plot (PNG) here "
+                           "(default: off)")
             s.set_defaults(func=cmd_evaluate)
         else:
             from streamvq.perturb import DEFAULT_EPS
 
-            s.add_argument("--eps", nargs="+", type=_positive_float("--eps"),
+            s.add_argument("--eps", nargs="+", type=_positive_float("--eps", 1e4),
                            default=list(DEFAULT_EPS),
-                           help="eps values, latent units (default: "
+                           help="eps values, latent units, in (0, 1e4] (default: "
                                 f"{' '.join(map(str, DEFAULT_EPS))})")
-            s.add_argument("--png", help="write the sweep plot (PNG) here")
+            s.add_argument("--png", help="write the sweep plot (PNG) here (default: off)")
             s.set_defaults(func=cmd_perturb)
 
     s = sub.add_parser("bench", help="training it/s and encode+decode bundles/s vs the authors' code")
@@ -409,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="train all five models briefly on synthetic bundles, evaluate")
     s.add_argument("--out", help="keep the demo's files in this folder (default: temporary)")
-    s.add_argument("--quick", action="store_true", help="smaller budget (for tests)")
+    s.add_argument("--quick", action="store_true", help="smaller budget (for tests; default: off)")
     s.set_defaults(func=cmd_demo)
     return p
 

@@ -44,23 +44,26 @@ class ModelConfig:
         default=512, metadata={"help": "number of codebook vectors", "min": 2}
     )
     commitment: float = field(
-        default=0.25, metadata={"help": "VQ commitment-loss weight", "min": 0.0}
+        default=0.25, metadata={"help": "VQ commitment-loss weight", "min": 0.0, "max": 1e6}
     )
     decay: float = field(
         default=0.99, metadata={"help": "VQ-EMA codebook decay", "min": 0.0, "max": 1.0}
     )
     ema_epsilon: float = field(
-        default=1e-5, metadata={"help": "VQ-EMA Laplace smoothing of cluster sizes", "min": 0.0}
+        default=1e-5, metadata={"help": "VQ-EMA Laplace smoothing of cluster sizes",
+                                 "min": 1e-12, "max": 1.0}
     )
     temperature: float = field(
         default=10.0, metadata={"help": "VQ-Diff Gumbel-softmax temperature", "min": 1e-6}
     )
     codebook_std: float = field(
-        default=2.0, metadata={"help": "VQ-Diff codebook init sigma (normalised units)", "min": 0.0}
+        default=2.0, metadata={"help": "VQ-Diff codebook init sigma (normalised units)",
+                                "min": 1e-6, "max": 1e3}
     )
     kl_weight: float = field(
         default=2.56e-5,
-        metadata={"help": "VAE weight of the KL term (batch-mean KL, nats)", "min": 0.0},
+        metadata={"help": "VAE weight of the KL term (batch-mean KL, nats)", "min": 0.0,
+                  "max": 1e6},
     )
     vae_latent: int = field(default=20, metadata={"help": "VAE latent dimension", "min": 1})
     streamlines: int = field(
@@ -101,7 +104,7 @@ class TrainConfig:
 
     steps: int = field(default=15000, metadata={"help": "optimiser updates", "min": 1})
     batch_size: int = field(default=256, metadata={"help": "bundles per update", "min": 1})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate", "min": 0.0})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate", "min": 1e-12, "max": 10.0})
     seed: int = field(default=1337, metadata={"help": "seed of init and batch order", "min": 0})
     log_every: int = field(default=50, metadata={"help": "updates between metric lines", "min": 1})
     save_every: int = field(
@@ -119,7 +122,8 @@ class EvalConfig:
     """Reconstruction scoring (BUAN with one cluster per streamline, as the authors do)."""
 
     buan_norm_threshold: float = field(
-        default=0.05, metadata={"help": "BUAN threshold in normalised [-1, 1] units", "min": 1e-9}
+        default=0.05, metadata={"help": "BUAN threshold in normalised [-1, 1] units", "min": 1e-9,
+                          "max": 4.0}
     )
     buan_mm_thresholds: tuple[float, ...] = (1.0, 2.0, 4.0)
     stochastic: bool = field(
