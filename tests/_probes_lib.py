@@ -124,10 +124,13 @@ def run(
             if proc.poll() is None:
                 proc.send_signal(signum)
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            if proc.returncode is None:
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+            else:  # already reaped by poll(): it finished before the signal
+                usage = None
         finally:
             timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
         err_f.seek(0)
         out_f.seek(0)
         stderr = err_f.read().decode("utf-8", "replace")
@@ -140,7 +143,7 @@ def run(
         stdout,
         stderr,
         timed_out.is_set(),
-        usage.ru_maxrss / 1024.0,
+        usage.ru_maxrss / 1024.0 if usage is not None else float("nan"),
     )
 
 

@@ -749,7 +749,7 @@ class _BigInputs:
             path = self.root / "big_vol.nii.gz"
             if not path.exists():
                 rng = np.random.default_rng(2)
-                data = rng.normal(0, 1000, (160, 160, 80)).astype(np.int16)
+                data = rng.normal(0, 1000, (256, 256, 160)).astype(np.int16)
                 write_image(path, data, np.eye(4))
             return path
         path = self.root / "case" / "ctp.nii.gz"
@@ -781,7 +781,7 @@ def _signal_probe(tool, argv, target, signum, world, big_inputs, tmp_path):
 
 def _delay(tool: str) -> float:
     """Seconds to wait before the signal: start-up of the tool plus ~1.5 s of work."""
-    return {"streamvq": 9.0, "usenhance": 9.0, "flowsr": 9.0}.get(tool, 3.0)
+    return {"streamvq": 9.0, "usenhance": 9.0, "flowsr": 9.0, "wdrcodec": 2.5}.get(tool, 3.0)
 
 
 @pytest.mark.parametrize(("tool", "argv", "target"), _keep("sigint", SIGNAL_JOBS))
