@@ -59,8 +59,6 @@ TORCH_TOOLS = ("streamvq", "usenhance", "flowsr")
 # entry once its tool passes it.
 NOT_YET_PASSING: set[str] = {
     "sigterm:wdrcodec-encode",  # SIGTERM during numba JIT is swallowed (intermittent)
-    "extra:usenhance-enhance-random-dicom",
-    "extra:wdrcodec-encode-random-dicom-folder",
 }
 
 

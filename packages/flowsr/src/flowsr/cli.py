@@ -6,30 +6,7 @@ import argparse
 from pathlib import Path
 
 from flowsr.config import DownsampleConfig, PatchConfig, PhantomConfig, PredictConfig, TrainConfig
-from medshared.runner import run_cli
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
-
-
-def _nonneg_float(text: str) -> float:
-    import math
-
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return v
-
+from medshared.runner import nonneg_float, nonneg_int, run_cli
 
 MAX_DX_MM = 100.0  # a voxel larger than 10 cm is no 4D-flow acquisition
 MIN_DT_S, MAX_DT_S = 1e-3, 60.0  # frame interval (s): 1 ms .. 1 min
@@ -37,7 +14,7 @@ MAX_VENC = 100.0  # m/s; blood flows at most a few m/s
 
 
 def _dx(text: str) -> float:
-    v = _nonneg_float(text)
+    v = nonneg_float(text)
     if not 0 < v <= MAX_DX_MM:
         raise argparse.ArgumentTypeError(f"voxel size must be in (0, {MAX_DX_MM:g}] mm, got {text}")
     return v
@@ -47,7 +24,7 @@ def _zero_or(lo: float, hi: float, unit: str):  # noqa: ANN202 - argparse type f
     """An argparse type: 0 (meaning "from the file") or a number in ``[lo, hi]`` (``unit``)."""
 
     def parse(text: str) -> float:
-        v = _nonneg_float(text)
+        v = nonneg_float(text)
         if v != 0 and not lo <= v <= hi:
             raise argparse.ArgumentTypeError(
                 f"must be 0 or a number in [{lo:g}, {hi:g}] {unit}, got {text}"
@@ -290,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("phantom", help="write a CFD-like aortic-arch phantom (4DFlowNet HDF5)")
     p.add_argument("--out", required=True, help="output .h5 (high-res layout; m/s, mm)")
-    p.add_argument("--seed", type=_positive_int, default=0,
+    p.add_argument("--seed", type=nonneg_int, default=0,
                    help="geometry/physiology seed (integer; default: 0)")
     add_config_arguments(p, PhantomConfig)
     p.set_defaults(func=cmd_phantom)
@@ -298,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("downsample", help="synthetic noisy low-res series from a high-res file")
     p.add_argument("input", help="high-res .h5 (u, v, w in m/s, mask, dx in mm)")
     p.add_argument("--out", required=True, help="output low-res .h5 (adds mag_*, venc_* in m/s)")
-    p.add_argument("--seed", type=_positive_int, default=0, help="noise seed (default: 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="noise seed (default: 0)")
     add_config_arguments(p, DownsampleConfig)
     p.set_defaults(func=cmd_downsample)
 
@@ -354,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", metavar="NAME=PATH",
                    help="a trained export to compare (repeatable); trilinear and tricubic are "
                         "always included (default: none, the interpolation baselines only)")
-    p.add_argument("--seed", type=_positive_int, default=1000,
+    p.add_argument("--seed", type=nonneg_int, default=1000,
                    help="held-out phantom geometry seed (default: 1000)")
     p.add_argument("--out", required=True, help="folder for metrics.json and PNG figures")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")

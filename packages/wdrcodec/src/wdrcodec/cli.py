@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from medshared.runner import run_cli
+from medshared.runner import int_range, run_cli
 from medshared.training.config import add_config_arguments, config_from_args
 from wdrcodec.config import DecodeConfig, EncodeConfig
 from wdrcodec.errors import WdrError
@@ -40,16 +40,6 @@ def _modes(text: str) -> tuple[str, ...]:
     return modes
 
 
-def _jobs(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--jobs expects an integer, got {text!r}") from None
-    if not 1 <= n <= 256:
-        raise argparse.ArgumentTypeError(f"--jobs must be in 1..256, got {text!r}")
-    return n
-
-
 def _add_batch_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument(
         "paths",
@@ -66,7 +56,7 @@ def _add_batch_options(p: argparse.ArgumentParser, kind: str) -> None:
     )
     p.add_argument(
         "--jobs",
-        type=_jobs,
+        type=int_range(1, 256),
         default=1,
         help="worker processes for several inputs (count; default: 1)",
     )
