@@ -208,7 +208,7 @@ def _parse(f: Path, pydicom: Any, must_parse: bool) -> Any | None:
     except pydicom.errors.InvalidDicomError as exc:
         if must_parse or f.suffix.lower() in _DICOM_SUFFIXES:
             raise MedsharedError(
-                f"{_KIND} file {f}: not a DICOM file (no 'DICM' marker and no readable "
+                f"{_KIND} file {f}: not valid DICOM (no 'DICM' marker and no readable "
                 "DICOM header: corrupt, truncated or another format)"
             ) from exc
         return None
