@@ -290,24 +290,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from medshared.demo import format_table
-    from streamvq.demo import demo_rows
-
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        rows = demo_rows(out, args.quick)
-    else:
-        with tempfile.TemporaryDirectory(prefix="streamvq-demo-") as tmp:
-            rows = demo_rows(Path(tmp), args.quick)
-    print(format_table(rows))
-    return 0
-
-
-# -- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="streamvq",
@@ -419,10 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("demo", help="train all five models briefly on synthetic bundles, evaluate")
-    s.add_argument("--out", help="keep the demo's files in this folder (default: temporary)")
-    s.add_argument("--quick", action="store_true", help="smaller budget (for tests; default: off)")
-    s.set_defaults(func=cmd_demo)
+    from medshared.demo import add_demo_command
+
+    add_demo_command(sub, "streamvq", "streamvq.demo:demo_rows")
     return p
 
 
