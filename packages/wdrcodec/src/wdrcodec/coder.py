@@ -351,20 +351,12 @@ def _dec_gap(st, data, probs, maxgap, cb):
 
 
 @njit(cache=True)
-def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes, starts):
-    """Decode the stream of ``cls.size`` coefficients.
+def decoder_start(data, nbytes):
+    """Range-decoder state ``[range, low, high, next byte, nbytes]`` after its first 4 bytes.
 
-    Outputs (scan order; pass empty arrays to skip one kind): ``val`` (int64 magnitudes),
-    ``kp`` (lowest known plane, -1 insignificant), ``neg`` (uint8 sign) and/or ``rec`` (float64
-    signed midpoint reconstruction times ``scale``; must be zero-filled). With non-empty
-    ``boxes`` (layout rows, see :func:`gather_magnitudes`) and ``starts`` (scan index of each
-    box's first coefficient), ``rec`` is indexed by the coefficient's position in the blocks
-    instead of its scan index, which saves the scatter pass. Returns ``(status,
-    planes_started)``: 0 complete, 1 truncated, 2 corrupt.
+    Missing bytes read as 0 for ``low`` and 0xFF for ``high`` (a truncated stream); the stream is
+    corrupt when ``low > high`` on return (callers check ``st[1] > st[2]``).
     """
-    n = cls.size
-    if nbytes > data.size:
-        nbytes = data.size
     st = np.zeros(5, dtype=np.int64)
     st[0] = MASK32
     st[4] = nbytes
@@ -379,6 +371,25 @@ def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes,
     st[3] = 4
     if st[2] > st[0] - 1:
         st[2] = st[0] - 1
+    return st
+
+
+@njit(cache=True)
+def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes, starts):
+    """Decode the stream of ``cls.size`` coefficients.
+
+    Outputs (scan order; pass empty arrays to skip one kind): ``val`` (int64 magnitudes),
+    ``kp`` (lowest known plane, -1 insignificant), ``neg`` (uint8 sign) and/or ``rec`` (float64
+    signed midpoint reconstruction times ``scale``; must be zero-filled). With non-empty
+    ``boxes`` (layout rows, see :func:`gather_magnitudes`) and ``starts`` (scan index of each
+    box's first coefficient), ``rec`` is indexed by the coefficient's position in the blocks
+    instead of its scan index, which saves the scatter pass. Returns ``(status,
+    planes_started)``: 0 complete, 1 truncated, 2 corrupt.
+    """
+    n = cls.size
+    if nbytes > data.size:
+        nbytes = data.size
+    st = decoder_start(data, nbytes)
     if st[1] > st[2]:
         return 2, 0
     probs = np.full(2 * NCTX, P16 // 2, dtype=np.int64)

@@ -43,6 +43,7 @@ from wdrcodec.coder import (
     Midpoints,
     Stream,
     _shift_low,
+    decoder_start,
 )
 from wdrcodec.errors import WdrError
 
@@ -222,20 +223,7 @@ def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
     n = rec.size
     if nbytes > data.size:
         nbytes = data.size
-    st = np.zeros(5, dtype=np.int64)
-    st[0] = MASK32
-    st[4] = nbytes
-    for j in range(4):
-        if j < nbytes:
-            byte = np.int64(data[j])
-            st[1] = (st[1] << 8) | byte
-            st[2] = (st[2] << 8) | byte
-        else:
-            st[1] = st[1] << 8
-            st[2] = (st[2] << 8) | 0xFF
-    st[3] = 4
-    if st[2] > st[0] - 1:
-        st[2] = st[0] - 1
+    st = decoder_start(data, nbytes)
     if st[1] > st[2]:
         return 2
     probs = np.full(2 * NCTX, P16 // 2, dtype=np.int64)
