@@ -107,13 +107,15 @@ def test_predict_aif_from_export(tmp_path):
     rng = np.random.default_rng(0)
     ctc = rng.gamma(2.0, 3.0, size=(2, 10, 9, N_T)).astype(np.float32)
     raw = predict_aif(path, ctc, rescale="none")
+    pct = net.config.input_percentile  # the model's own input normalisation (50 = median)
+    assert pct == 50.0
     with torch.no_grad():
         direct = net(
             torch.from_numpy(
-                np.moveaxis(ctc, -1, 0)[None] / np.float32(np.percentile(ctc.max(-1), 99))
+                np.moveaxis(ctc, -1, 0)[None] / np.float32(np.percentile(ctc.max(-1), pct))
             )
         )[0]
-    scale = float(np.percentile(ctc.max(-1), 99))
+    scale = float(np.percentile(ctc.max(-1), pct))
     np.testing.assert_allclose(raw, direct.double().numpy() * scale, rtol=1e-5)
     aif = predict_aif(net, ctc)
     assert aif.shape == (N_T,) and aif.dtype == np.float64
@@ -122,7 +124,7 @@ def test_predict_aif_from_export(tmp_path):
     # A thicker series is cut into slabs of n_slices, each normalised by the whole series'
     # scale, and the slabs' AIFs are averaged.
     thick = np.concatenate([ctc, ctc[:, ::-1], ctc[:1] * 2])  # 5 slices -> slabs 0-1, 2-3, 3-4
-    s5 = float(np.percentile(thick.max(-1), 99))
+    s5 = float(np.percentile(thick.max(-1), pct))
     with torch.no_grad():
         expected = np.mean(
             [

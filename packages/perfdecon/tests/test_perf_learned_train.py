@@ -179,7 +179,7 @@ def test_cli_errors_and_flags(tmp_path, capsys):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["n_frames"] == 16 and cfg["folds"] == 1 and not cfg["progress"]
     assert cfg["model"] == {"channels_3d": [4], "channels_2d": [8], "dropout": 0.1,
-                            "non_negative": True}
+                            "non_negative": True, "head": "fc", "input_percentile": 50.0}
     # config.json alone rebuilds the run's configuration.
     from medshared.training import config_from_dict
 

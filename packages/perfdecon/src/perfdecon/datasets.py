@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     import torch
 
 
+DEFAULT_INPUT_PERCENTILE = 50.0
+"""Input normalisation of new AIF models: the series is divided by the median (50th percentile)
+of the brain voxels' peak concentration, so tissue curves are O(1)."""
+LEGACY_INPUT_PERCENTILE = 99.0
+"""Input normalisation of AIF models whose config predates ``input_percentile`` (arteries O(1),
+tissue ~0.03: see :class:`perfdecon.models.AIFNetConfig`)."""
+
+
 # --------------------------------------------------------------------------------------------
 # Samples
 
@@ -63,8 +71,12 @@ class Sample:
                 )
 
 
-def input_scale(ctc: np.ndarray, brain_mask: np.ndarray | None = None) -> float:
-    """Robust intensity scale of a series: 99th percentile of the per-voxel peak (same units).
+def input_scale(
+    ctc: np.ndarray,
+    brain_mask: np.ndarray | None = None,
+    percentile: float = DEFAULT_INPUT_PERCENTILE,
+) -> float:
+    """Robust intensity scale of a series: a percentile of the per-voxel peak (same units).
 
     Parameters
     ----------
@@ -72,6 +84,10 @@ def input_scale(ctc: np.ndarray, brain_mask: np.ndarray | None = None) -> float:
         ``(Z, Y, X, T)`` concentration curves.
     brain_mask:
         Optional ``(Z, Y, X)`` bool; the percentile is taken inside it.
+    percentile:
+        Percentile in (0, 100] (the AIF network's ``input_percentile``: 50 for new models, so
+        tissue curves are O(1); 99, the arteries' level, for models trained before it existed).
+        Default :data:`DEFAULT_INPUT_PERCENTILE`.
 
     Returns
     -------
@@ -81,19 +97,20 @@ def input_scale(ctc: np.ndarray, brain_mask: np.ndarray | None = None) -> float:
     peaks = np.asarray(ctc, dtype=np.float64).max(axis=-1)
     if brain_mask is not None and brain_mask.any():
         peaks = peaks[brain_mask]
-    return float(max(np.percentile(peaks, 99.0), 1e-6))
+    return float(max(np.percentile(peaks, float(percentile)), 1e-6))
 
 
 def network_input(
     ctc: np.ndarray | torch.Tensor,
     brain_mask: np.ndarray | None = None,
     scale: float | None = None,
+    percentile: float = DEFAULT_INPUT_PERCENTILE,
 ) -> torch.Tensor:
     """Turn a series ``(Z, Y, X, T)`` into the network's input ``(1, T, Z, Y, X)`` float32.
 
-    The series is divided by ``scale`` (default :func:`input_scale`) so that tissue curves are
-    O(1) whatever the scanner's units; non-finite values raise
-    :class:`~perfdecon.errors.PerfdeconError`.
+    The series is divided by ``scale`` (default :func:`input_scale` at ``percentile``, the
+    model's ``AIFNetConfig.input_percentile``) so its values do not depend on the scanner's
+    units; non-finite values raise :class:`~perfdecon.errors.PerfdeconError`.
     """
     import torch
 
@@ -103,7 +120,7 @@ def network_input(
     if not np.isfinite(arr).all():
         raise PerfdeconError("series contains NaN or inf values")
     if scale is None:
-        scale = input_scale(arr, brain_mask)
+        scale = input_scale(arr, brain_mask, percentile)
     scaled = arr.astype(np.float32) / np.float32(scale)
     return torch.from_numpy(np.ascontiguousarray(np.moveaxis(scaled, -1, 0))[None])
 

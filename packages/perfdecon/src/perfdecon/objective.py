@@ -61,6 +61,15 @@ def correlation_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 1.0 - (a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12)
 
 
+def input_percentile(model) -> float:
+    """The input normalisation percentile of ``model`` (an AIFNet or its DDP wrapper); models
+    without an :class:`~perfdecon.models.AIFNetConfig` get the default of new models."""
+    from perfdecon.datasets import DEFAULT_INPUT_PERCENTILE
+
+    config = getattr(getattr(model, "module", model), "config", None)
+    return float(getattr(config, "input_percentile", DEFAULT_INPUT_PERCENTILE))
+
+
 def case_loss(
     model,
     sample: Sample,
@@ -71,6 +80,7 @@ def case_loss(
     smooth_t: float = 0.0,
     *,
     aux_weight: float = 0.0,
+    core_weight: float = 1.0,
 ) -> CaseLoss:
     """Forward one case: network -> AIF -> deconvolution -> soft core -> soft-Dice loss.
 
@@ -100,6 +110,10 @@ def case_loss(
         the soft-Dice loss (0: the paper's loss). The soft-Dice loss on rCBF is nearly invariant
         to the AIF's scale and timing, so alone it does not make the AIF depend on the input;
         this term ties the AIF's shape and timing to the input's own bolus.
+    core_weight:
+        Weight of the soft-Dice (core) term, 1 by default (the paper's loss). 0 with
+        ``aux_weight > 0`` trains on the auxiliary term alone (a check that the network can fit
+        case-specific AIFs at all).
 
     Returns
     -------
@@ -113,7 +127,7 @@ def case_loss(
     from perfdecon.losses import soft_dice_loss
     from perfdecon.maps import soft_core_from_aif
 
-    x = network_input(sample.ctc, sample.brain_mask).to(device)
+    x = network_input(sample.ctc, sample.brain_mask, percentile=input_percentile(model)).to(device)
     aif = model(x)[0]
     series = sample.ctc
     if smooth_xy > 0 or smooth_t > 0:
@@ -126,7 +140,7 @@ def case_loss(
     prob = soft_core_from_aif(
         ctc, aif, sample.dt, brain, lambda_rel=lambda_rel, temperature=temperature
     )
-    loss = soft_dice_loss(prob, core, mask=brain)
+    loss = core_weight * soft_dice_loss(prob, core, mask=brain)
     aux = 0.0
     if aux_weight > 0:
         raw = torch.from_numpy(np.ascontiguousarray(sample.ctc, dtype=np.float32)).to(device)

@@ -20,7 +20,12 @@ a constant, so the network's output scale is arbitrary. With ``rescale="input_pe
 the AIF is scaled so its peak equals the 99.9th percentile of the per-voxel peak concentration of
 the series (the brightest, arterial voxels), which gives CBF/CBV in a plausible range; rCBF, the
 core, MTT and Tmax do not depend on this choice. ``rescale="none"`` returns the raw output
-multiplied by the input normalisation factor (series units).
+multiplied by the input normalisation factor (series units; for the ``"select"`` head this is
+the attention-weighted mean of the series' own curves).
+
+Heads and normalisation come from the model config (:class:`~perfdecon.models.AIFNetConfig`:
+``head``, ``input_percentile``); exports written before those fields existed load as the
+``"fc"`` head with the 99th-percentile normalisation they were trained with.
 """
 
 from __future__ import annotations
@@ -52,8 +57,9 @@ def load_aif_model(
     """Rebuild the AIFNet of a model export (``perfdecon train``'s ``model.safetensors``).
 
     Reads :func:`medshared.training.export_model` files (kind ``AIFNet``), and the single-file
-    checkpoints of perfdecon 0.1 (tensors ``model.*`` + metadata ``model: AIFNet``). Both the
-    paper's linear-output model and the ``--non-negative`` one are accepted. Never unpickles.
+    checkpoints of perfdecon 0.1 (tensors ``model.*`` + metadata ``model: AIFNet``). The
+    paper's linear-output model, the ``--non-negative`` one and the ``"select"`` head are
+    accepted (the head is read from the stored model config). Never unpickles.
 
     Raises
     ------
@@ -192,7 +198,7 @@ def predict_aif(
         )
     if not np.isfinite(arr).all():
         raise PerfdeconError("predict_aif: the series contains NaN or inf values")
-    scale = input_scale(arr, brain_mask)
+    scale = input_scale(arr, brain_mask, net.config.input_percentile)
     was_training = net.training
     net.eval()
     outs = []

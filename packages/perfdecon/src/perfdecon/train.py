@@ -143,7 +143,7 @@ def _validate(model, dataset, indices, rt, cfg: TrainConfig):
     with torch.no_grad():
         for i in indices[rt.rank :: rt.world_size]:
             out = case_loss(model, dataset[int(i)], rt.device, *_loss_args(cfg),
-                            aux_weight=cfg.aux_weight)
+                            aux_weight=cfg.aux_weight, core_weight=cfg.core_weight)
             sums += torch.tensor([float(out.loss), out.dice, 1.0], dtype=torch.float64,
                                  device=rt.device)
     model.train()
@@ -228,7 +228,7 @@ def train(config: TrainConfig) -> TrainResult:
                         sample, np.random.default_rng([cfg.seed, epoch, int(i), 1]), aug_cfg
                     )
                 loss = case_loss(model, sample, rt.device, *_loss_args(cfg),
-                                 aux_weight=cfg.aux_weight).loss
+                                 aux_weight=cfg.aux_weight, core_weight=cfg.core_weight).loss
                 # DDP all-reduces the gradients, so every rank makes the same skip decision.
                 outcome = optimizer_step(loss, opt, parameters=net.parameters(),
                                          clip_grad_norm=cfg.grad_clip or None)

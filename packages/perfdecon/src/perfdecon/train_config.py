@@ -5,7 +5,7 @@
 (each field's ``help``/``min``/``max`` metadata; the default is printed), and parsed back by
 :func:`medshared.training.config_from_args`. The network's architecture options are one nested
 :class:`AIFNetOptions` (flags ``--channels-3d``, ``--channels-2d``, ``--dropout``,
-``--non-negative``), from which :class:`perfdecon.models.AIFNetConfig` is built together with
+``--non-negative``, ``--head``, ``--input-percentile``), from which :class:`perfdecon.models.AIFNetConfig` is built together with
 the data's frame and slice counts. Deconvolution, core and smoothing defaults come from
 :mod:`perfdecon.config` (shared with ``perfdecon maps``). No torch import here.
 """
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from perfdecon.config import LAMBDA_REL, SMOOTH_T, SMOOTH_XY, TRAIN_CORE_TEMPERATURE
+from perfdecon.datasets import DEFAULT_INPUT_PERCENTILE
 from perfdecon.errors import PerfdeconError
 
 
@@ -37,8 +38,20 @@ class AIFNetOptions:
     dropout: float = field(default=0.1, metadata=_m("dropout probability", min=0.0, max=0.95, flag="--dropout"))
     non_negative: bool = field(
         default=False,
-        metadata=_m("softplus output, AIF >= 0 (the paper's output is linear)",
+        metadata=_m("softplus output, AIF >= 0 (the paper's output is linear; fc head only)",
                     flag="--non-negative"),
+    )
+    head: Literal["fc", "select"] = field(
+        default="fc",
+        metadata=_m("output head: fc = the paper's fully connected AIF; select = "
+                    "attention-weighted mean of the input curves (follows the case's bolus by "
+                    "construction; a departure from the paper)", flag="--head"),
+    )
+    input_percentile: float = field(
+        default=DEFAULT_INPUT_PERCENTILE,
+        metadata=_m("the input is divided by this percentile of the brain voxels' peak "
+                    "concentration, percent (50 = median: tissue curves O(1))", min=1.0,
+                    max=100.0, flag="--input-percentile"),
     )
 
     def __post_init__(self) -> None:
@@ -50,6 +63,14 @@ class AIFNetOptions:
             raise PerfdeconError("--channels-3d/--channels-2d need at least one block, each >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise PerfdeconError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.head not in ("fc", "select"):
+            raise PerfdeconError(f"--head must be 'fc' or 'select', got {self.head!r}")
+        if self.head == "select" and self.non_negative:
+            raise PerfdeconError("--non-negative applies to --head fc only")
+        if not 0.0 < self.input_percentile <= 100.0:
+            raise PerfdeconError(
+                f"--input-percentile must be in (0, 100], got {self.input_percentile}"
+            )
 
 
 @dataclass(frozen=True)
@@ -73,9 +94,10 @@ class TrainConfig:
     lambda_rel, temperature, smooth_xy, smooth_t:
         The loss's deconvolution and soft core (:data:`perfdecon.config.TRAIN_CORE_TEMPERATURE`
         explains the wider default) and the smoothing the maps pipeline applies.
-    aux_weight:
-        Weight of the optional auxiliary term of :func:`perfdecon.objective.case_loss` (0: the
-        paper's soft-Dice loss alone).
+    aux_weight, core_weight:
+        Weights of the optional auxiliary term and of the soft-Dice core term of
+        :func:`perfdecon.objective.case_loss` (0 and 1: the paper's soft-Dice loss alone;
+        ``core_weight = 0`` trains on the auxiliary term alone).
     augment:
         Perfusion (delay, peak scaling) + flips/rot90/noise augmentation of training cases.
     model:
@@ -129,6 +151,11 @@ class TrainConfig:
         metadata=_m("weight of the auxiliary term 1 - corr(AIF, mean curve of the brightest 1 %% "
                     "brain voxels); 0 = the paper's loss", min=0.0, max=100.0),
     )
+    core_weight: float = field(
+        default=1.0,
+        metadata=_m("weight of the soft-Dice core term; 1 = the paper's loss, 0 = the auxiliary "
+                    "term alone", min=0.0, max=100.0),
+    )
     augment: bool = field(default=True, metadata=_m("perfusion + geometric augmentation"))
     model: AIFNetOptions = field(default_factory=AIFNetOptions)
     out: str = field(default="runs/aif", metadata=_m("run folder"))
@@ -156,6 +183,8 @@ class TrainConfig:
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise PerfdeconError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if not self.core_weight + self.aux_weight > 0:
+            raise PerfdeconError("--core-weight and --aux-weight are both 0: nothing to train")
         if isinstance(self.model, dict):
             object.__setattr__(self, "model", AIFNetOptions(**self.model))
 
