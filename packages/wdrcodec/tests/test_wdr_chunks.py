@@ -67,20 +67,20 @@ def test_config_round_trip_and_validation():
         WdrChunkCodec()
 
 
-def test_registered_with_numcodecs_and_zarr(series, tmp_path):
-    numcodecs = pytest.importorskip("numcodecs")
-    zarr = pytest.importorskip("zarr")
-    from wdrcodec.zarr_codec import WDR
-
-    assert numcodecs.get_codec({"id": "wdr", "lossless": True}) == WDR(lossless=True)
-    z = zarr.open_array(
-        str(tmp_path / "s.zarr"),
-        mode="w",
-        shape=series.shape,
-        chunks=(36, 20, 8, 1),
-        dtype=series.dtype,
-        compressor=WDR(lossless=True),
-    )
-    z[...] = series
-    back = zarr.open_array(str(tmp_path / "s.zarr"), mode="r")
-    np.testing.assert_array_equal(back[...], series)
+def test_byte_order_and_output_buffers(series):
+    """A swapped byte order is refused (zarr's v2 path would read it back byte-swapped); an
+    output buffer is filled whether it is flat bytes or a strided view of the chunk's shape."""
+    codec = WdrChunkCodec(lossless=True)
+    chunk = np.ascontiguousarray(series[:, :, :, 0])
+    with pytest.raises(WdrError, match="byte order"):
+        codec.encode(chunk.astype(">u2"))
+    blob = codec.encode(chunk)
+    flat = np.zeros(chunk.nbytes, dtype=np.uint8)
+    codec.decode(blob, out=flat)
+    np.testing.assert_array_equal(flat.view(chunk.dtype).reshape(chunk.shape), chunk)
+    big = np.zeros((chunk.shape[0] * 2,) + chunk.shape[1:], dtype=chunk.dtype)
+    codec.decode(blob, out=big[::2])  # not contiguous, same shape and dtype
+    np.testing.assert_array_equal(big[::2], chunk)
+    assert not big[1::2].any()
+    with pytest.raises(WdrError, match="non-contiguous"):
+        codec.decode(blob, out=np.zeros(chunk.nbytes * 2, dtype=np.uint8)[::2])

@@ -2,12 +2,15 @@
 
 :class:`WdrChunkCodec` holds the logic and needs nothing beyond wdrcodec; :mod:`wdrcodec.zarr_codec`
 wraps it as a ``numcodecs.abc.Codec`` (codec id ``wdr``, registered in the ``numcodecs.codecs``
-entry-point group), so that zarr arrays store their chunks as WDR, lossless or at a fixed rate::
+entry-point group), and as a zarr v3 array-to-bytes codec (``WDRZarr3``, name ``wdr``), so that
+zarr arrays store their chunks as WDR, lossless or at a fixed rate::
 
     import zarr
-    from wdrcodec.zarr_codec import WDR
-    z = zarr.open_array("scan.zarr", mode="w", shape=(256, 256, 120, 30), chunks=(256, 256, 40, 1),
-                        dtype="uint16", compressor=WDR(lossless=True))
+    from wdrcodec.zarr_codec import WDR, WDRZarr3
+    kw = dict(shape=(256, 256, 120, 30), chunks=(256, 256, 40, 1), dtype="uint16")
+    v3 = zarr.create_array("scan.zarr", serializer=WDRZarr3(lossless=True), compressors=None, **kw)
+    v2 = zarr.create_array("scan2.zarr", zarr_format=2, compressors=WDR(bpv=1.0), **kw)
+    # zarr 2.18: zarr.open_array("scan2.zarr", mode="w", compressor=WDR(bpv=1.0), **kw)
 
 Chunk axes: a chunk of a 3D or 4D array is coded with its *last* spatial axis as the slice axis
 and (4D) its last axis as time, i.e. the ``(X, Y, Z[, T])`` convention of medshared's images;
@@ -71,6 +74,13 @@ class WdrChunkCodec:
         from wdrcodec.codec import encode
 
         a = np.asarray(buf)
+        if not a.dtype.isnative:
+            # the stream stores the dtype, not a byte order, and zarr's v2 path views the
+            # decoded buffer as the array's dtype: a swapped order would read back garbage
+            raise WdrError(
+                f"wdr chunk codec: non-native byte order ({a.dtype.str}) is not supported; "
+                f"use {a.dtype.newbyteorder('=').str} (or the zarr v3 codec WDRZarr3)"
+            )
         if a.ndim == 1:
             a = a[None, :]
         if a.ndim > 4:
@@ -90,7 +100,15 @@ class WdrChunkCodec:
                     f"wdr chunk codec: output buffer of {dst.nbytes} bytes for a chunk of "
                     f"{arr.nbytes} bytes"
                 )
-            dst.reshape(-1).view(arr.dtype)[:] = arr.reshape(-1)
+            if dst.flags.c_contiguous:
+                dst.reshape(-1).view(arr.dtype)[:] = arr.reshape(-1)
+            elif dst.shape == arr.shape and dst.dtype == arr.dtype:
+                dst[...] = arr
+            else:
+                raise WdrError(
+                    "wdr chunk codec: a non-contiguous output buffer must have the chunk's "
+                    f"shape {arr.shape} and dtype {arr.dtype}"
+                )
             return out
         return arr
 
