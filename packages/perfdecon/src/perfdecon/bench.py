@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from perfdecon.config import HEMATOCRIT_FACTOR, LAMBDA_REL, RHO
+from perfdecon.config import HEMATOCRIT_FACTOR, LAMBDA_REL, RHO, TMAX_LOBE_FRACTION
 
 
 @dataclass
@@ -68,7 +68,15 @@ def numpy_loop_maps(ctc: np.ndarray, aif: np.ndarray, dt: float, lambda_rel: flo
             if den < 0:
                 delta = min(max(0.5 * (k[j - 1] - k[j + 1]) / den, -0.5), 0.5)
         out["tmax_peak"][v] = (j + delta) * dt
-        # onset Tmax (the default): last frame below half the peak before it, interpolated
+        # onset Tmax (the default): the first local maximum reaching half the global one,
+        # then the last frame below half of it before it, interpolated
+        if k[j] > 0:
+            for m in range(n_t):
+                left = k[m - 1] if m > 0 else -np.inf
+                right = k[m + 1] if m < n_t - 1 else -np.inf
+                if k[m] >= left and k[m] >= right and k[m] >= TMAX_LOBE_FRACTION * k[j]:
+                    j = m
+                    break
         below = np.nonzero(k[:j] < 0.5 * k[j])[0]
         if len(below):
             i = int(below[-1])

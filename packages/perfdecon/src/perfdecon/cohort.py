@@ -158,9 +158,12 @@ def _run_one(case: CaseInput, out_root: Path, kwargs: dict[str, Any]) -> CaseOut
 
 
 def _worker_init() -> None:
-    import torch
+    """One BLAS/OpenMP thread per worker process (set before numpy is imported there; torch,
+    imported only for a learned AIF, reads the same variables)."""
+    import os
 
-    torch.set_num_threads(1)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
 
 
 def run_cohort(

@@ -71,7 +71,10 @@ REF_MAX_CBV = 8.0
 """Robust rCBF reference: voxels with CBV above this (mL/100 g) are vessels and left out."""
 
 TMAX_METHODS = ("onset", "peak")
-"""Tmax estimators (see :func:`perfdecon.maps.onset_time` and :func:`perfdecon.maps.peak_time`)."""
+"""Tmax estimators (see :func:`perfdecon.tmax.onset_time` and :func:`perfdecon.tmax.peak_time`)."""
+TMAX_LOBE_FRACTION = 0.5
+"""Onset Tmax: the residue's first local maximum reaching this fraction of its global maximum is
+its peak (later lobes as high are truncation ringing or noise; see :mod:`perfdecon.tmax`)."""
 
 REFERENCES = ("median", "contralateral")
 MODALITIES = ("ct", "dsc")
@@ -214,6 +217,7 @@ __all__ = [
     "SMOOTH_T",
     "SMOOTH_XY",
     "SOFT_CORE_TEMPERATURE",
+    "TMAX_LOBE_FRACTION",
     "TMAX_METHODS",
     "TRAIN_CORE_TEMPERATURE",
     "MapsConfig",

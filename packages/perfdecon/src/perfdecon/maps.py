@@ -9,9 +9,10 @@ Units and scaling (the convention of Fieselmann 2011 / most CT perfusion softwar
 * ``CBV = 100 * kH / rho * int c(t) dt / int c_a(t) dt``  [mL / 100 g] (trapezoidal integrals in
   seconds, so ``dt`` is honoured; CBV is an area ratio, not a sum)
 * ``MTT = 60 * CBV / CBF``                             [s]
-* ``Tmax``                                            [s] onset of the residue: where it first
-  reaches half its peak (:func:`onset_time`, default), or its peak time refined below one
-  frame (:func:`peak_time`); plus the differentiable :func:`soft_tmax`
+* ``Tmax``                                            [s] onset of the residue: the half-maximum
+  crossing of its first lobe's rising edge (:func:`onset_time`, default), or its peak time
+  refined below one frame (:func:`peak_time`), both from :mod:`perfdecon.tmax`; plus the
+  differentiable :func:`soft_tmax`
 * ``TTP = dt * argmax_t c(t)``                         [s] from the first frame
 
 with ``rho = 1.04 g/mL`` brain density and ``kH = (1 - H_large) / (1 - H_small) = 0.73`` the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from perfdecon.config import (
@@ -38,6 +40,7 @@ from perfdecon.config import (
 )
 from perfdecon.deconvolution import deconvolve
 from perfdecon.errors import PerfdeconError
+from perfdecon.npmaps import REFERENCE_DEFINITIONS
 
 
 @dataclass
@@ -126,15 +129,17 @@ def _masked_curves(ctc: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return curves
 
 
+def _numpy_tmax(fn, k: torch.Tensor, *args) -> torch.Tensor:
+    out = fn(k.detach().cpu().numpy(), *args)
+    return torch.from_numpy(np.ascontiguousarray(out)).to(device=k.device, dtype=k.dtype)
+
+
 def peak_time(k: torch.Tensor, dt: float) -> torch.Tensor:
     """Residue peak time with sub-frame refinement (s), Tmax with ``tmax_method="peak"``.
 
-    ``dt * (j + delta)`` with ``j = argmax k`` and ``delta = (k[j-1] - k[j+1]) /
-    (2 (k[j-1] - 2 k[j] + k[j+1]))`` the vertex of the parabola through the three samples around
-    the peak, clipped to ``[-1/2, 1/2]``; ``delta = 0`` at the first/last frame or where the three
-    samples are not strictly concave.  Plain argmax quantises Tmax to whole frames; the peak time
-    of a sampled smooth curve is recovered to a small fraction of a frame.  Not differentiable
-    (computed from ``k.detach()``); use :func:`soft_tmax` for a gradient.
+    Torch wrapper of :func:`perfdecon.tmax.peak_time` (parabola vertex through the three samples
+    around the global peak).  Not differentiable (computed from ``k.detach()``); use
+    :func:`soft_tmax` for a gradient.
 
     Parameters
     ----------
@@ -146,37 +151,23 @@ def peak_time(k: torch.Tensor, dt: float) -> torch.Tensor:
     Returns
     -------
     torch.Tensor
-        ``(...)`` peak times in seconds (same dtype as ``k``).
+        ``(...)`` peak times in seconds (same dtype and device as ``k``).
     """
-    k = k.detach()
-    n = k.shape[-1]
-    j = k.argmax(-1, keepdim=True)
-    if n < 3:
-        return j.squeeze(-1).to(k.dtype) * dt
-    jc = j.clamp(1, n - 2)
-    km = k.gather(-1, jc - 1).squeeze(-1)
-    k0 = k.gather(-1, jc).squeeze(-1)
-    kp = k.gather(-1, jc + 1).squeeze(-1)
-    den = km - 2.0 * k0 + kp
-    ok = (den < 0) & (jc == j).squeeze(-1)
-    safe = torch.where(ok, den, -torch.ones_like(den))
-    delta = torch.where(ok, (0.5 * (km - kp) / safe).clamp(-0.5, 0.5), torch.zeros_like(den))
-    return (j.squeeze(-1).to(k.dtype) + delta) * dt
+    from perfdecon import tmax
+
+    return _numpy_tmax(tmax.peak_time, k, dt)
 
 
 def onset_time(k: torch.Tensor, dt: float, fraction: float = 0.5) -> torch.Tensor:
-    """Time at which the residue first reaches ``fraction`` of its peak on its rising edge (s).
+    """Onset of the residue's first lobe (s), the default Tmax (``tmax_method="onset"``).
 
-    The default Tmax (``tmax_method="onset"``). Tissue residues ``R`` are non-increasing, so
-    ``k(t) = F R(t - d)`` peaks at its onset: the true Tmax is the tissue's arrival delay ``d``
-    relative to the AIF. Regularisation (Tikhonov, truncated SVD) is a low-pass filter that
-    smears the step at ``d`` into later frames, so the peak of the *regularised* residue lags
-    ``d`` by 1.5-5 s (:func:`peak_time`), while the half-maximum crossing of its rising edge
-    stays at ``d`` (a step blurred by a symmetric kernel crosses half height at the step):
-    measured on the grid phantom (MTT >= 4 s, 0-2 HU) the zero-delay bias drops from
-    +1.5..+5.1 s to +0.0..+0.4 s. Found by searching backwards from the peak for the last
-    frame below ``fraction * max k`` and interpolating linearly; 0 when the residue is already
-    above it at the first frame. Not differentiable.
+    Torch wrapper of :func:`perfdecon.tmax.onset_time`: the first local maximum reaching half
+    the global maximum is the residue's peak (tissue residues are non-increasing, so later lobes
+    as high are truncation ringing or noise), and Tmax is the ``fraction``-of-peak crossing of
+    its rising edge, linearly interpolated; 0 when the residue is above it from the first frame.
+    Regularisation smears the step at the arrival delay ``d`` into later frames, so the peak of
+    the regularised residue lags ``d`` by 1.5-5 s (:func:`peak_time`) while the half-maximum
+    crossing stays at ``d``. Not differentiable.
 
     Parameters
     ----------
@@ -190,22 +181,11 @@ def onset_time(k: torch.Tensor, dt: float, fraction: float = 0.5) -> torch.Tenso
     Returns
     -------
     torch.Tensor
-        ``(...)`` times in seconds (same dtype as ``k``).
+        ``(...)`` times in seconds (same dtype and device as ``k``).
     """
-    k = k.detach()
-    n = k.shape[-1]
-    j = k.argmax(-1, keepdim=True)
-    h = fraction * k.gather(-1, j)
-    idx = torch.arange(n, device=k.device).expand_as(k)
-    below = (k < h) & (idx < j)
-    i = torch.where(below, idx, torch.full_like(idx, -1)).amax(-1, keepdim=True)
-    ic = i.clamp(0, max(n - 2, 0))
-    k0 = k.gather(-1, ic)
-    k1 = k.gather(-1, (ic + 1).clamp(max=n - 1))
-    step = torch.where(k1 > k0, k1 - k0, torch.ones_like(k0))
-    t = torch.where(i >= 0, ic.to(k.dtype) + ((h - k0) / step).clamp(0.0, 1.0),
-                    torch.zeros_like(k0))
-    return t.squeeze(-1) * dt
+    from perfdecon import tmax
+
+    return _numpy_tmax(tmax.onset_time, k, dt, fraction)
 
 
 def soft_tmax(k: torch.Tensor, dt: float, temperature: float = 0.05) -> torch.Tensor:
@@ -324,13 +304,6 @@ def compute_maps(
     )
 
 
-REFERENCE_DEFINITIONS = {
-    "median": "median CBF over the whole brain mask",
-    "contralateral": "median CBF of the hemisphere (split at the mask's X centroid) with the "
-    "higher median",
-}
-
-
 def reference_cbf(
     cbf: torch.Tensor,
     brain_mask: torch.Tensor,
@@ -352,42 +325,25 @@ def reference_cbf(
         (split at the mask's centroid along X) with the higher median CBF.
     exclude:
         Optional boolean ``(Z, Y, X)`` of voxels left out of the reference (voxels that never
-        enhance, vessels; see :func:`perfdecon.pipeline.reference_exclusions`). Ignored if it
-        would leave fewer than 10 voxels.
+        enhance, vessels; see :func:`perfdecon.pipeline.run_case`). Ignored if it would leave
+        fewer than 10 voxels.
+
+    Computed by :func:`perfdecon.npmaps.reference_cbf` (one implementation for both backends).
 
     Raises
     ------
     PerfdeconError
         Mismatched or empty mask, an unknown reference, or a non-positive reference.
     """
-    brain_mask = _as_tensor(brain_mask, "brain_mask").to(cbf.device).bool()
-    if tuple(brain_mask.shape) != tuple(cbf.shape):
-        raise PerfdeconError(
-            f"brain mask shape {tuple(brain_mask.shape)} does not match CBF {tuple(cbf.shape)}"
-        )
-    if not bool(brain_mask.any()):
-        raise PerfdeconError("brain mask is empty")
-    region = brain_mask
-    if exclude is not None:
-        kept = brain_mask & ~_as_tensor(exclude, "exclude").to(cbf.device).bool()
-        if int(kept.sum()) >= 10:
-            region = kept
-    if reference == "median":
-        ref = cbf[region].median()
-    elif reference == "contralateral":
-        xs = torch.nonzero(region)[:, -1].to(cbf.dtype)
-        cx = xs.mean()
-        xgrid = torch.arange(cbf.shape[-1], device=cbf.device, dtype=cbf.dtype)
-        left = region & (xgrid < cx)
-        right = region & (xgrid >= cx)
-        if not (bool(left.any()) and bool(right.any())):
-            raise PerfdeconError("cannot split the brain mask into two hemispheres along X")
-        ref = torch.maximum(cbf[left].median(), cbf[right].median())
-    else:
-        raise PerfdeconError(f"reference must be 'median' or 'contralateral', got {reference!r}")
-    if not float(ref) > 0:
-        raise PerfdeconError("reference CBF is not positive; check the AIF and the brain mask")
-    return float(ref)
+    from perfdecon import npmaps
+
+    def host(x) -> np.ndarray | None:
+        if x is None:
+            return None
+        t = _as_tensor(x, "mask")
+        return t.detach().cpu().numpy()
+
+    return npmaps.reference_cbf(host(cbf), host(brain_mask), reference, exclude=host(exclude))
 
 
 def relative_cbf(

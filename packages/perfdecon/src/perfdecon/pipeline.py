@@ -159,15 +159,12 @@ def run_case(
         Proceed (with a warning in ``CaseResult.warnings``) when the AIF quality is below
         ``config.min_aif_quality``; by default such an AIF is refused.
     """
-    import torch
-
-    from perfdecon.maps import (
+    from perfdecon.npmaps import (
         REFERENCE_DEFINITIONS,
         compute_maps,
         core_mask,
         penumbra_mask,
         reference_cbf,
-        relative_cbf,
     )
 
     cfg = config or MapsConfig()
@@ -215,59 +212,53 @@ def run_case(
     conc = apply_smoothing(conc, cfg, brain)
     timings["smooth"] = time.perf_counter() - t2
     t2 = time.perf_counter()
-    ctc_t = torch.from_numpy(np.ascontiguousarray(conc))
-    mask_t = torch.from_numpy(brain)
-    with torch.no_grad():
-        maps = compute_maps(
-            ctc_t,
-            torch.from_numpy(chosen.curve).float(),
-            dt,
-            method=cfg.method,
-            matrix=cfg.matrix,
-            lambda_rel=cfg.lambda_rel,
-            threshold=cfg.threshold,
-            mask=mask_t,
-            cbv_aif_area="positive" if chosen.source == "model" else "full",
-            tmax_method=cfg.tmax_method,
-            rho=cfg.rho,
-            hematocrit_factor=cfg.hematocrit_factor,
-        )
-        exclude = None
-        robust = cfg.robust_reference and chosen.source != "model"
-        if robust:
-            exclude = (maps.cbv < REF_MIN_CBV) | (maps.cbv > REF_MAX_CBV)
-        ref_value = reference_cbf(maps.cbf, mask_t, cfg.reference, exclude=exclude)
-        rcbf = relative_cbf(maps.cbf, mask_t, cfg.reference, exclude=exclude)
-        n_ref = int((mask_t & ~exclude).sum()) if exclude is not None else int(mask_t.sum())
-        reference = {
-            "kind": cfg.reference,
-            "definition": REFERENCE_DEFINITIONS[cfg.reference]
-            + (
-                f", excluding voxels with CBV < {REF_MIN_CBV} (never enhance) or > "
-                f"{REF_MAX_CBV} mL/100g (vessels)"
-                if robust
-                else ""
-            ),
-            "cbf_ml_100g_min": ref_value,
-            "n_voxels": n_ref if n_ref >= 10 else int(mask_t.sum()),
-        }
-        core = core_mask(rcbf, threshold=cfg.core_threshold) & mask_t
-        pen = penumbra_mask(maps.tmax, core, mask_t, cfg.penumbra_tmax)
+    maps = compute_maps(
+        conc,
+        chosen.curve,
+        dt,
+        method=cfg.method,
+        matrix=cfg.matrix,
+        lambda_rel=cfg.lambda_rel,
+        threshold=cfg.threshold,
+        mask=brain,
+        cbv_aif_area="positive" if chosen.source == "model" else "full",
+        tmax_method=cfg.tmax_method,
+        rho=cfg.rho,
+        hematocrit_factor=cfg.hematocrit_factor,
+    )
+    exclude = None
+    robust = cfg.robust_reference and chosen.source != "model"
+    if robust:
+        exclude = (maps.cbv < REF_MIN_CBV) | (maps.cbv > REF_MAX_CBV)
+    ref_value = reference_cbf(maps.cbf, brain, cfg.reference, exclude=exclude)
+    rcbf = np.where(brain, maps.cbf / ref_value, 0.0).astype(np.float32)
+    n_ref = int((brain & ~exclude).sum()) if exclude is not None else int(brain.sum())
+    reference = {
+        "kind": cfg.reference,
+        "definition": REFERENCE_DEFINITIONS[cfg.reference]
+        + (
+            f", excluding voxels with CBV < {REF_MIN_CBV} (never enhance) or > "
+            f"{REF_MAX_CBV} mL/100g (vessels)"
+            if robust
+            else ""
+        ),
+        "cbf_ml_100g_min": ref_value,
+        "n_voxels": n_ref if n_ref >= 10 else int(brain.sum()),
+    }
+    core = core_mask(rcbf, threshold=cfg.core_threshold) & brain
+    pen = penumbra_mask(maps.tmax, core, brain, cfg.penumbra_tmax)
     timings["maps"] = time.perf_counter() - t2
     timings["total"] = time.perf_counter() - t0
 
-    def np32(x):
-        return x.numpy().astype(np.float32)
-
     return CaseResult(
-        cbf=np32(maps.cbf),
-        cbv=np32(maps.cbv),
-        mtt=np32(maps.mtt),
-        tmax=np32(maps.tmax),
-        ttp=np32(maps.ttp),
-        rcbf=np32(rcbf),
-        core=core.numpy(),
-        penumbra=pen.numpy(),
+        cbf=maps.cbf.astype(np.float32),
+        cbv=maps.cbv.astype(np.float32),
+        mtt=maps.mtt.astype(np.float32),
+        tmax=maps.tmax.astype(np.float32),
+        ttp=maps.ttp.astype(np.float32),
+        rcbf=rcbf,
+        core=core,
+        penumbra=pen,
         brain_mask=brain,
         aif=chosen,
         ctc=conc,
