@@ -8,7 +8,7 @@ and the cost of oSVD relative to sSVD/cSVD on the same concentration data.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,7 @@ class BenchResult:
     speedup_maps: float
     speedup_total: float
     method_s: dict[str, float]
+    method_torch_s: dict[str, float] = field(default_factory=dict)
 
 
 def numpy_loop_maps(ctc: np.ndarray, aif: np.ndarray, dt: float, lambda_rel: float = LAMBDA_REL) -> dict:
@@ -121,7 +122,10 @@ def run_bench(
     numpy_loop_maps(sub.astype(np.float64), res.aif.curve, case.dt)
     loop_s = time.perf_counter() - t0
     loop_ext = loop_s * len(curves) / len(sub)
-    method_s = {}
+    from perfdecon import npmaps
+
+    method_s: dict[str, float] = {}
+    method_torch_s: dict[str, float] = {}
     ctc_t = torch.from_numpy(res.ctc)
     mask_t = torch.from_numpy(brain)
     aif_t = torch.from_numpy(res.aif.curve).float()
@@ -131,13 +135,18 @@ def run_bench(
         ("csvd", "csvd", "circulant"),
         ("osvd", "osvd", "circulant"),
     ):
-        times = []
+        times, times_t = [], []
         for _ in range(repeats):
+            t0 = time.perf_counter()
+            npmaps.compute_maps(res.ctc, res.aif.curve, case.dt, method=method, matrix=matrix,
+                                mask=brain)
+            times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             with torch.no_grad():
                 compute_maps(ctc_t, aif_t, case.dt, method=method, matrix=matrix, mask=mask_t)
-            times.append(time.perf_counter() - t0)
+            times_t.append(time.perf_counter() - t0)
         method_s[label] = min(times)
+        method_torch_s[label] = min(times_t)
     return BenchResult(
         shape=tuple(case.ctp_hu.shape),
         n_brain=int(brain.sum()),
@@ -151,6 +160,7 @@ def run_bench(
         speedup_maps=loop_ext / res.timings["maps"],
         speedup_total=loop_ext / pipeline_s,
         method_s=method_s,
+        method_torch_s=method_torch_s,
     )
 
 
@@ -166,8 +176,10 @@ def format_bench(r: BenchResult) -> str:
         f"{r.loop_voxels} voxels, extrapolated to {r.n_brain} voxels: {r.loop_s_extrapolated:.2f} s",
         f"speed-up: maps step {r.speedup_maps:.0f}x, whole pipeline {r.speedup_total:.1f}x "
         f"(the loop does less work than the pipeline)",
-        "maps by method (same data, s): "
+        "maps by method (same data, s; numpy path of `perfdecon maps`): "
         + ", ".join(f"{k} {v:.3f}" for k, v in r.method_s.items()),
+        "maps by method, torch (differentiable) implementation: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in r.method_torch_s.items()),
         f"oSVD / sSVD = {r.method_s['osvd'] / r.method_s['ssvd']:.1f}x, "
         f"oSVD / cSVD = {r.method_s['osvd'] / r.method_s['csvd']:.1f}x",
     ]
