@@ -390,6 +390,9 @@ def run_bench(quick: bool = False, json_path: Path | None = None, plots: Path | 
         {k: v for k, v in lossless_vols.items() if k.startswith(("dipy", "nibabel"))}
     )
     results["startup"] = startup(2 if quick else 3)
+    from wdrcodec.parallel_bench import thread_table  # 1 -> N threads on a 4D series
+
+    results["threads"] = thread_table(quick)
     if json_path is not None:
         from medshared.io import atomic_write_text
 

@@ -18,7 +18,16 @@ from medshared.training.config import add_config_arguments, config_from_args
 from wdrcodec.config import DecodeConfig, EncodeConfig
 from wdrcodec.errors import WdrError
 
-CODING_FIELDS = ("mode", "levels", "packet", "mcpd_threshold", "mcpd_norm", "float_step", "coder")
+CODING_FIELDS = (
+    "mode",
+    "levels",
+    "packet",
+    "mcpd_threshold",
+    "mcpd_norm",
+    "float_step",
+    "coder",
+    "threads",
+)
 
 
 def _rates(text: str) -> list[float]:
@@ -273,8 +282,12 @@ def _print_decode(item) -> None:
 def cmd_encode(args) -> int:
     config = config_from_args(EncodeConfig, args)
     inputs, outputs = _pairs(args, ".wdr", dicom=True)
-    from wdrcodec.files import encode_file
+    from dataclasses import replace
+
+    from wdrcodec.files import batch_threads, encode_file
     from wdrcodec.jit import ensure_compiled
+
+    config = replace(config, threads=batch_threads(config.threads, args.jobs, len(inputs)))
 
     ensure_compiled(quiet=args.quiet, cli=True)
     show = None if args.quiet else _print_encode
@@ -286,10 +299,13 @@ def cmd_decode(args) -> int:
     dicom = args.format == "dicom"
     suffix = "" if dicom else "." + (args.format or "nii.gz")
     inputs, outputs = _pairs(args, suffix, dicom=False, folder_out=dicom)
+    from dataclasses import replace
     from functools import partial
 
-    from wdrcodec.files import decode_file
+    from wdrcodec.files import batch_threads, decode_file
     from wdrcodec.jit import ensure_compiled
+
+    limits = replace(limits, threads=batch_threads(limits.threads, args.jobs, len(inputs)))
 
     ensure_compiled(quiet=args.quiet, cli=True)
     job = partial(decode_file, trust_tail=args.trust_tail, dicom=dicom)
@@ -317,7 +333,10 @@ def cmd_info(args) -> int:
         "mode": h.mode,
         "levels": h.levels,
         "packet": h.packet,
-        "wavelet": "LeGall 5/3 integer" if h.lossless else "CDF 9/7 float",
+        "wavelet": "LeGall 5/3 integer"
+        if h.lossless
+        else (f"{h.wavelet} (PyWavelets)" if h.wavelet else "CDF 9/7 float"),
+        "streams": len(h.streams) if h.streams is not None else 1,
         "bit_planes": h.nplanes,
         "top_plane": h.top,
         "bpv": len(data) * 8 / h.n_voxels,

@@ -7,6 +7,12 @@ time axis, e.g. ``(T, Z, Y, X)``). NIfTI data ``(X, Y, Z[, T])`` are coded with
 ``slice_axis=2, time_axis=3``. The codec moves those axes first (its one transpose, in
 :func:`axis_order`), codes every volume as its own set of blocks in the one embedded stream, and
 :func:`decode` returns the array in the layout :func:`encode` received.
+
+A 4D series is coded as one independent embedded stream per volume (format 3,
+:mod:`wdrcodec.streams`: the byte budget shared so that every volume stops at about the same bit
+plane, the streams interleaved so that any prefix still decodes), so the volumes are encoded and
+decoded by ``threads`` threads at once; the wavelet transforms of one block are split over the
+threads too (:mod:`wdrcodec.parallel`). The output never depends on the thread count.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from wdrcodec import coder
+from wdrcodec import coder, streams
 from wdrcodec.config import DEFAULT_MAX_VOXELS, DecodeConfig, EncodeConfig
 from wdrcodec.container import (
     DTYPE_CODES,
@@ -31,12 +37,17 @@ from wdrcodec.decomposition import forward, inverse
 from wdrcodec.errors import WdrError
 from wdrcodec.layout import Layout, make_layout
 from wdrcodec.mcpd import mcpd_grouping
+from wdrcodec.parallel import SERIAL, Pool, resolve_threads
 
 FRAC_BITS = 4  # lossy coefficients are coded in units of 1/16 intensity step
 INTEGER_DTYPES = ("uint8", "int8", "uint16", "int16")
 FLOAT_LEVELS = 65535  # default float quantisation: robust range / 65535
 ROBUST_PERCENTILES = (1.0, 99.0)  # the robust range of float input (percent)
 MAX_LEVELS_Q = 2**30  # largest quantised float value the coder accepts
+# Volumes of a 4D series are coded as separate streams from this size (voxels per volume) on:
+# below it a stream's adaptive models cost more than the threads gain (dipy small_64D, 65
+# volumes of 10x10x10: -0.8 to -1.3 dB and lossless 2.30 -> 2.21 when split).
+MIN_STREAM_VOXELS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -167,55 +178,75 @@ def _quantise(
     return q.astype(np.int64), float(step), lo, err
 
 
-def _grouping(q4: np.ndarray, mode: str, threshold: float, norm: str) -> np.ndarray:
+def _grouping(q4: np.ndarray, mode: str, threshold: float, norm: str, pool: Pool) -> np.ndarray:
     t, z = q4.shape[:2]
     if mode == "3d":
         return np.ones((t, z), dtype=bool)
     if mode == "2d":
         return np.zeros((t, z), dtype=bool)
-    return np.stack([mcpd_grouping(q4[i], threshold, norm) for i in range(t)])
+    return np.stack(pool.map(lambda i: mcpd_grouping(q4[i], threshold, norm), range(t)))
 
 
-def _coefficients(q4: np.ndarray, lay: Layout, lossless: bool, packet: bool, mean: float):
+def _coefficients(
+    q4: np.ndarray, lay: Layout, lossless: bool, packet: bool, mean: float, pool: Pool
+) -> tuple[np.ndarray, np.ndarray]:
     """Transform every block; returns scan-ordered ``(magnitudes int64, negative uint8)``."""
     flat = np.empty(lay.n, dtype=np.int64 if lossless else np.float64)
     for blk in lay.blocks:
         data = q4[blk.t, blk.z].astype(np.int64 if lossless else np.float64)
         data -= int(mean) if lossless else mean
-        c = forward(data, blk.lv, lossless, packet and blk.lv[0] > 0, copy=False)
+        c = forward(data, blk.lv, lossless, packet and blk.lv[0] > 0, copy=False, pool=pool)
         flat[blk.offset : blk.offset + blk.size] = c.ravel()
     mag = np.empty(lay.n, dtype=np.int64)
     neg = np.empty(lay.n, dtype=np.uint8)
     scale = 1.0 if lossless else float(1 << FRAC_BITS)
-    coder.gather_magnitudes(np.asarray(flat, dtype=np.float64), lay.boxes, scale, mag, neg)
+    from wdrcodec.parallel import gather_magnitudes
+
+    gather_magnitudes(np.asarray(flat, dtype=np.float64), lay.boxes, scale, mag, neg, pool)
     return mag, neg
 
 
-def _synthesis(flat: np.ndarray, lay: Layout, shape4, lossless: bool, packet: bool):
+def _synthesis(flat: np.ndarray, lay: Layout, shape4, lossless: bool, packet: bool, pool: Pool):
     """Inverse-transform the concatenated block coefficients into a ``(T, Z, Y, X)`` volume
     (float64, mean not yet added). ``flat`` is overwritten."""
     if len(lay.blocks) == 1 and np.array_equal(lay.blocks[0].z, np.arange(shape4[1])):
         blk = lay.blocks[0]  # the usual 3D case: one block holding every slice in order
         c = flat.reshape(blk.shape)
-        rec = inverse(c, blk.lv, lossless, packet and blk.lv[0] > 0, copy=False)
+        rec = inverse(c, blk.lv, lossless, packet and blk.lv[0] > 0, copy=False, pool=pool)
         return np.asarray(rec, dtype=np.float64).reshape(shape4)
     out = np.empty(shape4, dtype=np.float64)
     for blk in lay.blocks:
         c = flat[blk.offset : blk.offset + blk.size].reshape(blk.shape)
-        out[blk.t, blk.z] = inverse(c, blk.lv, lossless, packet and blk.lv[0] > 0, copy=False)
+        out[blk.t, blk.z] = inverse(
+            c, blk.lv, lossless, packet and blk.lv[0] > 0, copy=False, pool=pool
+        )
     return out
 
 
-def _budget_payload(budget: int, n_group_bits: int, has_affine: bool, mlen: int | None) -> int:
+def _volume_layouts(shape4, grouping: np.ndarray, levels: int, packet: bool) -> list[Layout]:
+    """One layout per volume ``(1, Z, Y, X)`` (the coding units of a stream per volume)."""
+    made: dict[bytes, Layout] = {}
+    out = []
+    for t in range(shape4[0]):
+        key = np.asarray(grouping[t], dtype=bool).tobytes()
+        if key not in made:
+            made[key] = make_layout((1, *shape4[1:]), grouping[t : t + 1], levels, packet)
+        out.append(made[key])
+    return out
+
+
+def _budget_payload(
+    budget: int, n_group_bits: int, has_affine: bool, mlen: int | None, n_streams: int = 0
+) -> int:
     """Payload bytes so that header + payload == ``budget`` (CRC table depends on payload)."""
     nb = 0
     for _ in range(8):
-        p = budget - header_size(n_group_bits, nb, has_affine, mlen)
+        p = budget - header_size(n_group_bits, nb, has_affine, mlen, n_streams)
         nb_new = block_layout(max(p, 0))[1]
         if nb_new <= nb:
             break
         nb = nb_new
-    return budget - header_size(n_group_bits, nb, has_affine, mlen)
+    return budget - header_size(n_group_bits, nb, has_affine, mlen, n_streams)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -300,13 +331,28 @@ def encode_full(
             raise WdrError(f"{name}: affine must be a finite (4, 4) matrix, got {affine.shape}")
 
     a4 = _to_internal(a, order)
+    with Pool(resolve_threads(cfg.threads)) as pool:
+        return _encode_internal(a, a4, cfg, order, spacing, affine, metadata, name, pool)
+
+
+def _encode_internal(a, a4, cfg: EncodeConfig, order, spacing, affine, metadata, name, pool):
     q4, step, offset, qerr = _quantise(a4, cfg.float_step, name)
-    grouping = _grouping(q4, cfg.mode, cfg.mcpd_threshold, cfg.mcpd_norm)
-    lay = make_layout(q4.shape, grouping, cfg.levels, cfg.packet)
+    grouping = _grouping(q4, cfg.mode, cfg.mcpd_threshold, cfg.mcpd_norm, pool)
     lossless = cfg.lossless
+    # a 4D series of volumes big enough to be worth it: one stream per volume (format 3)
+    split_streams = q4.shape[0] > 1 and q4[0].size >= MIN_STREAM_VOXELS
+    lay = None if split_streams else make_layout(q4.shape, grouping, cfg.levels, cfg.packet)
     mean = float(np.rint(q4.mean())) if lossless else float(q4.mean())
-    mag, neg = _coefficients(q4, lay, lossless, cfg.packet, mean)
-    mmax = int(mag.max())
+    if split_streams:
+        lays = _volume_layouts(q4.shape, grouping, cfg.levels, cfg.packet)
+        coefs = pool.map(
+            lambda t: _coefficients(q4[t : t + 1], lays[t], lossless, cfg.packet, mean, SERIAL),
+            range(q4.shape[0]),
+        )
+        mmax = max(int(m.max()) for m, _ in coefs)
+    else:
+        mag, neg = _coefficients(q4, lay, lossless, cfg.packet, mean, pool)
+        mmax = int(mag.max())
     top = int(mmax).bit_length() - 1 if mmax > 0 else 0
     header = Header(
         shape=tuple(int(s) for s in a.shape),
@@ -336,7 +382,8 @@ def encode_full(
     if cfg.bpv is not None:
         budget = int(math.floor(cfg.bpv * nvox / 8))
         mlen = None if metadata is None else len(metadata)
-        limit = _budget_payload(budget, grouping.size, affine is not None, mlen)
+        nstr = q4.shape[0] if split_streams else 0
+        limit = _budget_payload(budget, grouping.size, affine is not None, mlen, nstr)
         if limit < 1:
             raise WdrError(
                 f"--bpv {cfg.bpv:g} gives {budget} bytes for {name}, less than the "
@@ -346,7 +393,11 @@ def encode_full(
         limit = int(math.ceil(nvox * max(2, a.dtype.itemsize) * 1.25)) + 1024
     else:
         limit = None
-    if cfg.coder == "ctx":
+    if split_streams:
+        parts = _encode_streams(coefs, lays, header, limit if cfg.bpv is not None else None, pool)
+        header.streams = tuple(len(p) for p in parts)
+        payload = streams.interleave(parts)
+    elif cfg.coder == "ctx":
         from wdrcodec import ctxcoder
 
         payload, _status = ctxcoder.encode_coefficients(
@@ -357,12 +408,51 @@ def encode_full(
             mag, neg, top, header.nplanes, limit, lay.classes
         )
     if cfg.psnr is not None:
-        payload = _shortest_prefix(a4, payload, header, lay, q4.shape, cfg.psnr, cfg.psnr_range)
+        payload = _shortest_prefix(
+            a4, payload, header, lay, q4.shape, cfg.psnr, cfg.psnr_range, pool
+        )
+        if header.streams is not None:  # keep the stream prefixes the cut payload holds
+            parts = streams.deinterleave(payload, header.streams)
+            header.streams = tuple(len(p) for p in parts)
+            payload = streams.interleave(parts)
     data = pack(header, payload)
     return Encoded(data, header, step, qerr)
 
 
-def _shortest_prefix(a4, payload, header, lay, shape4, target, psnr_range) -> bytes:
+def _encode_one(mag, neg, lay: Layout, h: Header, limit: int | None) -> tuple[bytes, int]:
+    from wdrcodec.parallel import encode_stream
+
+    ctx = (lay.boxes, lay.box_class) if h.coder == "ctx" else None
+    return encode_stream(mag, neg, h.top, h.nplanes, limit, lay.classes, ctx)
+
+
+def _encode_streams(coefs, lays, h: Header, budget: int | None, pool: Pool) -> list[bytes]:
+    """Encode one stream per volume; with a payload ``budget`` (bytes) shared among them by
+    :func:`wdrcodec.streams.allocate`, and what a stream that ends early leaves over given to
+    the others (up to 4 rounds), so the payload is exactly ``budget`` bytes unless every stream
+    ends."""
+    n = len(coefs)
+    if budget is None:
+        out = pool.map(lambda t: _encode_one(*coefs[t], lays[t], h, None), range(n))
+        return [p for p, _ in out]
+    costs = pool.map(lambda t: streams.plane_costs(coefs[t][0], h.top, h.nplanes), range(n))
+    limits = streams.allocate(costs, budget)
+    results = pool.map(lambda t: _encode_one(*coefs[t], lays[t], h, limits[t]), range(n))
+    for _ in range(4):
+        free = budget - sum(len(p) for p, _ in results)
+        cut = [t for t, (p, st) in enumerate(results) if st == coder.STATUS_TRUNCATED]
+        if free <= 0 or not cut:
+            break
+        extra = streams.allocate([costs[t] for t in cut], free)
+        for t, e in zip(cut, extra):
+            limits[t] += e
+        redo = pool.map(lambda t: _encode_one(*coefs[t], lays[t], h, limits[t]), cut)
+        for t, r in zip(cut, redo):
+            results[t] = r
+    return [p for p, _ in results]
+
+
+def _shortest_prefix(a4, payload, header, lay, shape4, target, psnr_range, pool) -> bytes:
     """Shortest prefix of ``payload`` whose decode reaches ``target`` dB (bisection)."""
     from medshared.metrics import psnr
 
@@ -377,7 +467,7 @@ def _shortest_prefix(a4, payload, header, lay, shape4, target, psnr_range) -> by
     peak = peak or 1.0
 
     def quality(length: int) -> float:
-        rec = _reconstruct_internal(payload[:length], header, lay, shape4)[0]
+        rec = _reconstruct_internal(payload[:length], header, lay, shape4, pool)[0]
         return psnr(ref, rec, data_range=peak)
 
     lo, hi = 1, len(payload)
@@ -392,31 +482,62 @@ def _shortest_prefix(a4, payload, header, lay, shape4, target, psnr_range) -> by
     return payload[:hi]
 
 
-def _reconstruct_internal(payload, h: Header, lay: Layout, shape4) -> tuple[np.ndarray, int]:
-    """Decode ``payload`` to the ``(T, Z, Y, X)`` array in the stored dtype, and the status."""
-    if h.coder == "ctx":
-        from wdrcodec import ctxcoder
+def _decode_flat(payload: bytes, h: Header, lay: Layout) -> tuple[np.ndarray, int]:
+    """Decode one stream to the concatenated block coefficients (GIL-free kernels)."""
+    from wdrcodec.parallel import decode_stream
 
-        rec, status = ctxcoder.decode_midpoints(
-            payload, lay.boxes, lay.box_class, lay.n, h.top, h.nplanes, 2.0**-h.frac_bits
-        )
-        flat = np.empty(lay.n, dtype=np.float64)
-        coder.scatter_values(rec, lay.boxes, flat)
-        del rec
-    else:
-        flat, status = coder.decode_into(
-            payload, h.top, h.nplanes, lay.classes, 2.0**-h.frac_bits, lay.boxes
-        )
+    box_class = lay.box_class if h.coder == "ctx" else None
+    flat, status = decode_stream(
+        payload, h.top, h.nplanes, 2.0**-h.frac_bits, lay.boxes, lay.classes, box_class
+    )
     if h.lossless:
         np.rint(flat, out=flat)
-    vol = _synthesis(flat, lay, shape4, h.lossless, h.packet)
+    return flat, status
+
+
+def _finish(vol: np.ndarray, h: Header, out: np.ndarray, pool: Pool) -> None:
+    """Mean, rint, clip and the stored dtype: ``vol`` (float64) into ``out`` (same shape)."""
+    from wdrcodec import parallel
+
     if h.dtype.startswith("float"):
-        coder.finalize(vol, h.mean, float(h.vmin), float(h.vmax))
+        parallel.finalize(vol, h.mean, float(h.vmin), float(h.vmax), pool)
         vol *= h.quant_step
         vol += h.quant_offset
-        return vol.astype(h.dtype), status
-    out = np.empty(vol.shape, dtype=h.dtype)  # integer dtypes: rint, clip and cast in one pass
-    coder.finalize_to(np.ascontiguousarray(vol), h.mean, float(h.vmin), float(h.vmax), out)
+        out[...] = vol
+        return
+    parallel.finalize_to(np.ascontiguousarray(vol), h.mean, float(h.vmin), float(h.vmax), out, pool)
+
+
+def _combine(statuses: list[int]) -> int:
+    if coder.STATUS_CORRUPT in statuses:
+        return coder.STATUS_CORRUPT
+    if coder.STATUS_TRUNCATED in statuses:
+        return coder.STATUS_TRUNCATED
+    return coder.STATUS_COMPLETE
+
+
+def _reconstruct_internal(
+    payload, h: Header, lay: Layout | None, shape4, pool: Pool
+) -> tuple[np.ndarray, int]:
+    """Decode ``payload`` to the ``(T, Z, Y, X)`` array in the stored dtype, and the status."""
+    out = np.empty(shape4, dtype=h.dtype)
+    if h.streams is not None:
+        parts = streams.deinterleave(payload, h.streams)
+        lays = _volume_layouts(shape4, h.grouping, h.levels, h.packet)
+        vshape = (1, *shape4[1:])
+
+        def one(t: int) -> int:
+            flat, status = _decode_flat(parts[t], h, lays[t])
+            if status == coder.STATUS_CORRUPT:
+                return status
+            vol = _synthesis(flat, lays[t], vshape, h.lossless, h.packet, SERIAL)
+            _finish(vol, h, out[t : t + 1], SERIAL)
+            return status
+
+        return out, _combine(pool.map(one, range(shape4[0])))
+    flat, status = _decode_flat(payload, h, lay)
+    vol = _synthesis(flat, lay, shape4, h.lossless, h.packet, pool)
+    _finish(vol, h, out, pool)
     return out, status
 
 
@@ -462,8 +583,9 @@ def decode_full(
             payload = payload[: max(keep, 0)]
             truncated = True
     shape4 = internal_shape(h.shape, h.order)
-    lay = make_layout(shape4, h.grouping, h.levels, h.packet)
-    out4, status = _reconstruct_internal(payload, h, lay, shape4)
+    lay = None if h.streams is not None else make_layout(shape4, h.grouping, h.levels, h.packet)
+    with Pool(resolve_threads(limits.threads)) as pool:
+        out4, status = _reconstruct_internal(payload, h, lay, shape4, pool)
     if status == coder.STATUS_CORRUPT:
         raise WdrError(f"{name}: corrupted payload (inconsistent WDR symbol stream)")
     return Decoded(

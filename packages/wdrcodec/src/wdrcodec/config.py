@@ -16,6 +16,7 @@ wdrcodec.errors.WdrError: --bpv: must be a positive number of bits per voxel, go
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -37,6 +38,12 @@ MIN_BPV, MAX_BPV = 1e-12, 64.0  # bits/voxel: no stored sample is wider than 64 
 MIN_PSNR, MAX_PSNR = 1e-12, 1000.0  # dB
 MIN_FLOAT_STEP, MAX_FLOAT_STEP = 1e-30, 1e38  # input units (float32 spans ~1e-38..3.4e38)
 MIN_MEMORY_GIB, MAX_MEMORY_GIB = 1e-6, 1e6  # GiB
+MAX_THREADS = 1024
+THREADS_HELP = (
+    "worker threads inside one file: the volumes of a 4D series and the slabs of every "
+    "wavelet pass run on them (count; 0: every core this process may use, divided by --jobs; "
+    "the output is the same for any count)"
+)
 
 
 def _opt(name: str) -> str:
@@ -133,6 +140,7 @@ class EncodeConfig:
             "max": MAX_FLOAT_STEP,
         },
     )
+    threads: int = field(default=0, metadata={"help": THREADS_HELP, "min": 0, "max": MAX_THREADS})
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -176,6 +184,7 @@ class DecodeConfig:
             "max": MAX_MEMORY_GIB,
         },
     )
+    threads: int = field(default=0, metadata={"help": THREADS_HELP, "min": 0, "max": MAX_THREADS})
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -216,3 +225,20 @@ def check_value(name: str, value: Any, meta: Any) -> None:
         raise WdrError(f"{opt}: must be at least {meta['min']}, got {value!r}")
     if "max" in meta and v > meta["max"]:
         raise WdrError(f"{opt}: must be at most {meta['max']}, got {value!r}")
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_threads(threads: int, jobs: int = 1) -> int:
+    """Worker threads for one file: ``threads`` if positive, else (0) the cores shared out among
+    ``jobs`` processes, ``cores // jobs`` and at least 1, so jobs x threads never oversubscribes
+    the cores."""
+    if threads > 0:
+        return int(threads)
+    return max(1, available_cores() // max(1, int(jobs)))

@@ -5,6 +5,11 @@ protected by a CRC32; the payload (the embedded WDR stream) is protected by one 
 stored in the header. A file shorter than ``header_len + payload_len`` is *truncated* (the prefix
 still decodes); a header CRC or a complete payload block CRC that does not match is *corrupted*
 (:class:`WdrError`).
+
+Version 3 (written only when a file uses one of its sections, so other files stay version 2 and
+byte-identical to what version 2 wrote) adds a stream table (the payload holds one independent
+stream per volume, interleaved by :mod:`wdrcodec.streams`) and a wavelet name (a PyWavelets
+biorthogonal wavelet instead of the built-in CDF 9/7).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from wdrcodec.errors import WdrError
 from wdrcodec.memory import check_resources, check_voxels
 
 MAGIC = b"\x89WDR\r\n\x1a\n"
-VERSION = 2  # version 2 adds the axis order (4 x u8); version 1 files are still read
+VERSION = 3  # newest version read and written; 2 added the axis order, 3 streams and wavelets
+BASE_VERSION = 2  # what a file without version-3 sections is written as
 MAX_HEADER = 64 << 20
 PAYLOAD_BLOCK = 16384
 NO_AXIS = 255
@@ -33,6 +39,9 @@ FLAG_AFFINE = 8
 FLAG_FLOAT = 16
 FLAG_META = 32  # version 2: a metadata section (u32 length + bytes) follows the grouping
 FLAG_CTX = 64  # version 2: the payload is coded by wdrcodec.ctxcoder (else wdrcodec.coder)
+FLAG_STREAMS = 128  # version 3: one stream per volume; table (n_vol x u32 lengths) after meta
+FLAG_WAVELET = 256  # version 3: wavelet name (u8 length + ASCII) after the stream table
+MAX_WAVELET_NAME = 32
 
 DTYPES = {1: "uint8", 2: "int8", 3: "uint16", 4: "int16", 5: "float32", 6: "float64"}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -82,6 +91,8 @@ class Header:
     affine: np.ndarray | None = None
     meta: bytes | None = None  # opaque metadata section (e.g. DICOM attributes, wdrcodec.dicom)
     coder: str = "wdr"  # "wdr" (wdrcodec.coder) or "ctx" (wdrcodec.ctxcoder)
+    streams: tuple[int, ...] | None = None  # version 3: byte length of each volume's stream
+    wavelet: str | None = None  # version 3: PyWavelets name of the lossy wavelet (None: CDF 9/7)
     payload_len: int = 0
     block_size: int = PAYLOAD_BLOCK
     block_crcs: list[int] = field(default_factory=list)
@@ -125,13 +136,26 @@ def internal_shape(shape: tuple[int, ...], order: tuple[int, ...]) -> tuple[int,
 
 
 def header_size(
-    ndim_grouping: int, n_blocks: int, has_affine: bool, meta_len: int | None = None
+    ndim_grouping: int,
+    n_blocks: int,
+    has_affine: bool,
+    meta_len: int | None = None,
+    n_streams: int = 0,
+    wavelet: str | None = None,
 ) -> int:
-    """Bytes of a header with ``ndim_grouping`` grouping bits, ``n_blocks`` payload CRCs and
-    (``meta_len`` not None) a metadata section of ``meta_len`` bytes."""
+    """Bytes of a header with ``ndim_grouping`` grouping bits, ``n_blocks`` payload CRCs,
+    (``meta_len`` not None) a metadata section of ``meta_len`` bytes, a table of ``n_streams``
+    stream lengths and (``wavelet`` not None) a wavelet name."""
     meta = 0 if meta_len is None else 4 + meta_len
+    extra = 4 * n_streams + (0 if wavelet is None else 1 + len(wavelet))
     return (
-        FIXED_SIZE + (128 if has_affine else 0) + (ndim_grouping + 7) // 8 + meta + 4 * n_blocks + 4
+        FIXED_SIZE
+        + (128 if has_affine else 0)
+        + (ndim_grouping + 7) // 8
+        + meta
+        + extra
+        + 4 * n_blocks
+        + 4
     )
 
 
@@ -163,14 +187,20 @@ def pack(h: Header, payload: bytes) -> bytes:
         | (FLAG_FLOAT if h.dtype.startswith("float") else 0)
         | (FLAG_META if h.meta is not None else 0)
         | (FLAG_CTX if h.coder == "ctx" else 0)
+        | (FLAG_STREAMS if h.streams is not None else 0)
+        | (FLAG_WAVELET if h.wavelet is not None else 0)
     )
+    version = VERSION if h.streams is not None or h.wavelet is not None else BASE_VERSION
     t, z = h.grouping.shape
-    hlen = header_size(t * z, n_blocks, h.affine is not None, meta_len(h))
+    if h.streams is not None and (len(h.streams) != t or sum(h.streams) != len(payload)):
+        raise ValueError("stream table does not match the volumes and the payload")
+    nstr = 0 if h.streams is None else len(h.streams)
+    hlen = header_size(t * z, n_blocks, h.affine is not None, meta_len(h), nstr, h.wavelet)
     shape4 = list(h.shape) + [1] * (4 - len(h.shape))
     spacing4 = list(h.spacing) + [1.0] * (4 - len(h.spacing))
     fixed = _FIXED.pack(
         MAGIC,
-        VERSION,
+        version,
         flags,
         hlen,
         len(payload),
@@ -202,11 +232,17 @@ def pack(h: Header, payload: bytes) -> bytes:
     parts.append(np.packbits(h.grouping.astype(bool).ravel()).tobytes())
     if h.meta is not None:
         parts.append(struct.pack("<I", len(h.meta)) + bytes(h.meta))
+    if h.streams is not None:
+        parts.append(struct.pack(f"<{nstr}I", *h.streams))
+    if h.wavelet is not None:
+        name = h.wavelet.encode("ascii")
+        parts.append(struct.pack("<B", len(name)) + name)
     parts.append(struct.pack(f"<{n_blocks}I", *crcs))
     body = b"".join(parts)
     out = body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
     assert len(out) == hlen
     h.header_len, h.payload_len, h.block_size, h.block_crcs = hlen, len(payload), block_size, crcs
+    h.version = version
     return out + payload
 
 
@@ -234,10 +270,12 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
     (crc,) = struct.unpack("<I", bytes(data[hlen - 4 : hlen]))
     if zlib.crc32(body) & 0xFFFFFFFF != crc:
         raise WdrError(f"{name}: corrupted header (CRC32 mismatch)")
-    if version not in (1, VERSION):
+    if version not in (1, 2, VERSION):
         raise WdrError(
-            f"{name}: unsupported .wdr format version {version} (this reads 1 and {VERSION})"
+            f"{name}: unsupported .wdr format version {version} (this reads 1 to {VERSION})"
         )
+    if version < 3 and flags & (FLAG_STREAMS | FLAG_WAVELET):
+        raise WdrError(f"{name}: corrupted header (version-3 flags in a version-{version} file)")
     ndim, dcode, mcode, levels, top, nplanes, frac, ncode = f[5:13]
     shape4 = f[13:17]
     vmin, vmax, mean, qstep, qoff, thr = f[17:23]
@@ -272,7 +310,20 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
         if at + 4 > len(body):
             raise WdrError(f"{name}: corrupted header (metadata section)")
         (mlen,) = struct.unpack("<I", body[at : at + 4])
-    if hlen != header_size(n_vol * n_sl, n_blocks, has_aff, mlen) - FIXED_SIZE + fixed.size:
+    nstr = n_vol if flags & FLAG_STREAMS else 0
+    wname = None
+    if flags & FLAG_WAVELET:
+        at = fixed.size + (128 if has_aff else 0) + nbytes_g
+        at += (0 if mlen is None else 4 + mlen) + 4 * nstr
+        if at + 1 > len(body):
+            raise WdrError(f"{name}: corrupted header (wavelet section)")
+        wlen = body[at]
+        raw = body[at + 1 : at + 1 + wlen]
+        if not 1 <= wlen <= MAX_WAVELET_NAME or len(raw) != wlen or not raw.isascii():
+            raise WdrError(f"{name}: corrupted header (wavelet name)")
+        wname = raw.decode("ascii")
+    size = header_size(n_vol * n_sl, n_blocks, has_aff, mlen, nstr, wname)
+    if hlen != size - FIXED_SIZE + fixed.size:
         raise WdrError(f"{name}: corrupted header (length does not match its fields)")
     available = min(payload_len, max(len(data) - hlen, 0))
     check_resources(name, shape, DTYPES[dcode], available, bool(flags & FLAG_LOSSLESS), limits)
@@ -288,6 +339,14 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
     if mlen is not None:
         meta = bytes(body[pos + 4 : pos + 4 + mlen])
         pos += 4 + mlen
+    streams = None
+    if nstr:
+        streams = tuple(int(v) for v in struct.unpack(f"<{nstr}I", body[pos : pos + 4 * nstr]))
+        pos += 4 * nstr
+        if sum(streams) != payload_len:
+            raise WdrError(f"{name}: corrupted header (stream lengths do not add up)")
+    if wname is not None:
+        pos += 1 + len(wname)
     crcs = list(struct.unpack(f"<{n_blocks}I", body[pos : pos + 4 * n_blocks]))
     return Header(
         shape=shape,
@@ -312,6 +371,8 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
         affine=affine,
         meta=meta,
         coder="ctx" if flags & FLAG_CTX and version >= 2 else "wdr",
+        streams=streams,
+        wavelet=wname,
         payload_len=payload_len,
         block_size=block_size,
         block_crcs=crcs,

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import product
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from wdrcodec.lifting import inverse_yx, lift_region
+
+if TYPE_CHECKING:
+    from wdrcodec.parallel import Pool
 
 
 @dataclass(frozen=True)
@@ -115,50 +119,76 @@ def subbands(shape: tuple[int, int, int], lv: tuple[int, int, int], packet: bool
 
 
 def forward(
-    block: np.ndarray, lv: tuple[int, int, int], lossless: bool, packet: bool, copy: bool = True
+    block: np.ndarray,
+    lv: tuple[int, int, int],
+    lossless: bool,
+    packet: bool,
+    copy: bool = True,
+    pool: Pool | None = None,
 ) -> np.ndarray:
     """Decompose a ``(Z, Y, X)`` block; float64 (CDF 9/7) or int64 (LeGall 5/3) output.
 
-    With ``copy=False`` a C-contiguous input of the output dtype is transformed in place.
+    With ``copy=False`` a C-contiguous input of the output dtype is transformed in place. With a
+    :class:`wdrcodec.parallel.Pool` every lifting pass runs GIL-free, split over its threads
+    (same values, see :mod:`wdrcodec.parallel`).
     """
     dt = np.int64 if lossless else np.float64
     out = np.array(block, dtype=dt) if copy else np.ascontiguousarray(block, dtype=dt)
     if packet and lv[0] > 0:
-        _dyadic_forward(out, (lv[0], 0, 0), lossless)
-        _dyadic_forward(out, (0, lv[1], lv[2]), lossless)
+        _dyadic_forward(out, (lv[0], 0, 0), lossless, pool)
+        _dyadic_forward(out, (0, lv[1], lv[2]), lossless, pool)
     else:
-        _dyadic_forward(out, lv, lossless)
+        _dyadic_forward(out, lv, lossless, pool)
     return out
 
 
 def inverse(
-    coef: np.ndarray, lv: tuple[int, int, int], lossless: bool, packet: bool, copy: bool = True
+    coef: np.ndarray,
+    lv: tuple[int, int, int],
+    lossless: bool,
+    packet: bool,
+    copy: bool = True,
+    pool: Pool | None = None,
 ) -> np.ndarray:
-    """Inverse of :func:`forward` (``copy=False``: in place when possible)."""
+    """Inverse of :func:`forward` (``copy=False``: in place when possible; ``pool`` as there)."""
     dt = np.int64 if lossless else np.float64
     out = np.array(coef, dtype=dt) if copy else np.ascontiguousarray(coef, dtype=dt)
     if packet and lv[0] > 0:
-        _dyadic_inverse(out, (0, lv[1], lv[2]), lossless)
-        _dyadic_inverse(out, (lv[0], 0, 0), lossless)
+        _dyadic_inverse(out, (0, lv[1], lv[2]), lossless, pool)
+        _dyadic_inverse(out, (lv[0], 0, 0), lossless, pool)
     else:
-        _dyadic_inverse(out, lv, lossless)
+        _dyadic_inverse(out, lv, lossless, pool)
     return out
 
 
-def _dyadic_forward(arr: np.ndarray, lv, lossless: bool) -> None:
+def _dyadic_forward(arr: np.ndarray, lv, lossless: bool, pool: Pool | None) -> None:
+    if pool is not None:
+        from wdrcodec import parallel
     for _level, axes, cur in _dyadic_steps(arr.shape, lv):
         region = arr[: cur[0], : cur[1], : cur[2]]
         for a in axes:
-            lift_region(region, a, lossless, True)
+            if pool is None:
+                lift_region(region, a, lossless, True)
+            else:
+                parallel.lift_region(region, a, lossless, True, pool)
 
 
-def _dyadic_inverse(arr: np.ndarray, lv, lossless: bool) -> None:
+def _dyadic_inverse(arr: np.ndarray, lv, lossless: bool, pool: Pool | None) -> None:
+    if pool is not None:
+        from wdrcodec import parallel
     steps = list(_dyadic_steps(arr.shape, lv))
     for _level, axes, cur in reversed(steps):
         region = arr[: cur[0], : cur[1], : cur[2]]
         rev = axes[::-1]
         if not lossless and rev[:2] == [2, 1]:
-            inverse_yx(region)  # X then Y, one z-slice at a time
+            # X then Y, one z-slice at a time
+            if pool is None:
+                inverse_yx(region)
+            else:
+                parallel.inverse_yx(region, pool)
             rev = rev[2:]
         for a in rev:
-            lift_region(region, a, lossless, False)
+            if pool is None:
+                lift_region(region, a, lossless, False)
+            else:
+                parallel.lift_region(region, a, lossless, False, pool)

@@ -279,6 +279,15 @@ def plan_outputs(inputs: Sequence[Path], out_dir: Path, suffix: str) -> list[Pat
     return outs
 
 
+def batch_threads(threads: int, jobs: int, n_inputs: int) -> int:
+    """Threads per file of a batch: ``threads`` if given (> 0), else all cores shared out among
+    the processes that run at once (``min(jobs, n_inputs)``), so jobs x threads never
+    oversubscribes the cores (``--jobs 2`` on 2 cores: 1 thread per file)."""
+    from wdrcodec.config import resolve_threads
+
+    return resolve_threads(threads, max(1, min(jobs, n_inputs)))
+
+
 def _run(job: Callable, inp: Path, *args) -> BatchItem:
     from medshared.runner import user_error_message
 

@@ -1,0 +1,373 @@
+"""Threads inside one encode/decode: GIL-free kernels and the pool that runs them.
+
+Why threads (``concurrent.futures.ThreadPoolExecutor``) over GIL-free numba kernels, and not
+numba's ``parallel=True``/``prange``: the work splits into a few large independent tasks (the
+volumes of a 4D series, slabs of one lifting pass, groups of subband boxes), which threads run
+without copying or pickling any array; a pool lives only for the duration of one call, so a
+``--jobs`` process pool can still ``fork`` safely afterwards (numba's OpenMP threading layer,
+``omp`` on this machine, is not fork-safe once its threads have started); and the kernels keep
+their on-disk cache (``prange`` kernels compile slower and make every call pay the threading
+layer's start-up). The results do not depend on the thread count: every task computes exactly
+the values the serial code computes, only on a different thread.
+
+The kernels of :mod:`wdrcodec.coder`, :mod:`wdrcodec.ctxcoder` and :mod:`wdrcodec.lifting` hold
+the GIL; this module calls them from thin ``nogil=True`` wrappers (numba compiles the callee into
+the wrapper), so the Python sources of those kernels stay the only copy. The wrappers' cache key
+includes a hash of those three source files, so an edited kernel is recompiled here too (numba's
+own cache would not notice a change in a callee).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+import numpy as np
+from numba import njit
+
+from wdrcodec import coder, ctxcoder, lifting
+from wdrcodec.config import available_cores, resolve_threads
+
+__all__ = ["SERIAL", "Pool", "available_cores", "resolve_threads"]
+
+T = TypeVar("T")
+MIN_SPLIT = 1 << 15  # values: a lifting pass over fewer is not split into threads
+
+
+def _source_stamp() -> int:
+    """48-bit hash of the callee kernels' sources (part of the wrappers' numba cache key)."""
+    h = hashlib.sha256()
+    for mod in (coder, ctxcoder, lifting):
+        h.update(Path(mod.__file__).read_bytes())
+    return int(h.hexdigest()[:12], 16)
+
+
+def _build(stamp: int) -> SimpleNamespace:
+    """The ``nogil`` wrappers; ``stamp`` is captured so it enters numba's cache key."""
+
+    @njit(nogil=True, cache=True)
+    def wdr_encode(mag, neg, cls, top, nplanes, limit, out):
+        _ = stamp
+        return coder.wdr_encode(mag, neg, cls, top, nplanes, limit, out)
+
+    @njit(nogil=True, cache=True)
+    def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes, starts):
+        _ = stamp
+        return coder.wdr_decode(
+            data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes, starts
+        )
+
+    @njit(nogil=True, cache=True)
+    def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
+        _ = stamp
+        return ctxcoder.ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out)
+
+    @njit(nogil=True, cache=True)
+    def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
+        _ = stamp
+        return ctxcoder.ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale)
+
+    @njit(nogil=True, cache=True)
+    def gather(flat, boxes, scale, mag, neg):
+        _ = stamp
+        coder.gather_magnitudes(flat, boxes, scale, mag, neg)
+
+    @njit(nogil=True, cache=True)
+    def scatter(rec, boxes, out):
+        _ = stamp
+        coder.scatter_values(rec, boxes, out)
+
+    @njit(nogil=True, cache=True)
+    def finalize(vol, mean, vmin, vmax):
+        _ = stamp
+        coder.finalize(vol, mean, vmin, vmax)
+
+    @njit(nogil=True, cache=True)
+    def finalize_to(vol, mean, vmin, vmax, out):
+        _ = stamp
+        coder.finalize_to(vol, mean, vmin, vmax, out)
+
+    @njit(nogil=True, cache=True)
+    def fwd97(v, tmp):
+        _ = stamp
+        lifting._fwd97(v, tmp)
+
+    @njit(nogil=True, cache=True)
+    def inv97(v, tmp):
+        _ = stamp
+        lifting._inv97(v, tmp)
+
+    @njit(nogil=True, cache=True)
+    def fwd53(v, tmp):
+        _ = stamp
+        lifting._fwd53(v, tmp)
+
+    @njit(nogil=True, cache=True)
+    def inv53(v, tmp):
+        _ = stamp
+        lifting._inv53(v, tmp)
+
+    @njit(nogil=True, cache=True)
+    def fwd97_lines(v, t):
+        _ = stamp
+        lifting._fwd97_lines(v, t)
+
+    @njit(nogil=True, cache=True)
+    def inv97_lines(v, t):
+        _ = stamp
+        lifting._inv97_lines(v, t)
+
+    @njit(nogil=True, cache=True)
+    def fwd53_lines(v, t):
+        _ = stamp
+        lifting._fwd53_lines(v, t)
+
+    @njit(nogil=True, cache=True)
+    def inv53_lines(v, t):
+        _ = stamp
+        lifting._inv53_lines(v, t)
+
+    @njit(nogil=True, cache=True)
+    def inv97_yx(v, t, tmp):
+        _ = stamp
+        lifting._inv97_yx(v, t, tmp)
+
+    return SimpleNamespace(**{k: v for k, v in locals().items() if k != "stamp"})
+
+
+K = _build(_source_stamp())
+_LINES = {
+    (False, True): K.fwd97_lines,
+    (False, False): K.inv97_lines,
+    (True, True): K.fwd53_lines,
+    (True, False): K.inv53_lines,
+}
+_SLABS = {
+    (False, True): K.fwd97,
+    (False, False): K.inv97,
+    (True, True): K.fwd53,
+    (True, False): K.inv53,
+}
+
+
+# ----------------------------------------------------------------------------- threads
+
+
+class Pool:
+    """A thread pool for the duration of one call (``with Pool(n) as pool:``).
+
+    ``map`` runs the tasks on the pool's threads (inline when there is one thread or one task).
+    A task must not call ``map`` of the same pool (give it :data:`SERIAL` instead): nested waits
+    on a full pool would deadlock.
+    """
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = max(1, int(threads))
+        self._ex: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> Pool:
+        if self.threads > 1:
+            self._ex = ThreadPoolExecutor(self.threads, thread_name_prefix="wdrcodec")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._ex is not None:
+            self._ex.shutdown(wait=True)
+            self._ex = None
+
+    def map(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+        """``[fn(x) for x in items]``, on the pool's threads; exceptions propagate."""
+        if self._ex is None or len(items) <= 1:
+            return [fn(x) for x in items]
+        return list(self._ex.map(fn, items))
+
+
+SERIAL = Pool(1)  # GIL-free kernels, no threads: what a task of an outer pool uses
+
+
+def splits(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` (at most ``n``) contiguous ``[start, stop)`` ranges covering ``range(n)``."""
+    parts = max(1, min(parts, n))
+    edges = [(n * i) // parts for i in range(parts + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(parts) if edges[i + 1] > edges[i]]
+
+
+def _parts(pool: Pool, size: int, batch: int) -> int:
+    return 1 if size < MIN_SPLIT else min(pool.threads, batch)
+
+
+# ----------------------------------------------------------------------------- transforms
+
+
+def lift_region(region: np.ndarray, axis: int, lossless: bool, forward: bool, pool: Pool) -> None:
+    """:func:`wdrcodec.lifting.lift_region` with GIL-free kernels, split over ``pool``.
+
+    The split runs along an axis the pass does not lift (Z for the Y and X passes, Y for the Z
+    pass), so every task lifts whole lines/slabs with the serial kernel's exact operations.
+    """
+    if region.shape[axis] < 2:
+        return
+    dt = region.dtype
+    if axis == 2:
+        kern = _LINES[(lossless, forward)]
+
+        def lines(r: tuple[int, int]) -> None:
+            kern(region[r[0] : r[1]], np.empty(region.shape[2], dtype=dt))
+
+        pool.map(lines, splits(region.shape[0], _parts(pool, region.size, region.shape[0])))
+        return
+    kern = _SLABS[(lossless, forward)]
+    if axis == 1:
+
+        def slabs(r: tuple[int, int]) -> None:
+            v = region[r[0] : r[1], :, None, :]
+            kern(v, np.empty((v.shape[1], v.shape[3]), dtype=dt))
+
+        pool.map(slabs, splits(region.shape[0], _parts(pool, region.size, region.shape[0])))
+        return
+
+    def zslabs(r: tuple[int, int]) -> None:
+        v = region[None, :, r[0] : r[1], :]
+        kern(v, np.empty((v.shape[1], v.shape[3]), dtype=dt))
+
+    pool.map(zslabs, splits(region.shape[1], _parts(pool, region.size, region.shape[1])))
+
+
+def inverse_yx(region: np.ndarray, pool: Pool) -> None:
+    """:func:`wdrcodec.lifting.inverse_yx` (X then Y per z-slice), split over z-slices."""
+    nz, ny, nx = region.shape
+
+    def part(r: tuple[int, int]) -> None:
+        K.inv97_yx(
+            region[r[0] : r[1]], np.empty(nx, dtype=np.float64), np.empty((ny, nx), np.float64)
+        )
+
+    pool.map(part, splits(nz, _parts(pool, region.size, nz)))
+
+
+# ----------------------------------------------------------------------------- scan order
+
+
+def _box_groups(boxes: np.ndarray, parts: int) -> list[tuple[int, int, int]]:
+    """Split scan boxes into ``parts`` runs of about equal size: ``(b0, b1, first index)``."""
+    sizes = (boxes[:, 4] - boxes[:, 3]) * (boxes[:, 6] - boxes[:, 5]) * (boxes[:, 8] - boxes[:, 7])
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if ends.size else 0
+    cuts = [0]
+    for k in range(1, parts):
+        b = int(np.searchsorted(ends, total * k // parts, side="right"))
+        if cuts[-1] < b < boxes.shape[0]:
+            cuts.append(b)
+    cuts.append(boxes.shape[0])
+    starts = np.concatenate([[0], ends]).astype(np.int64)
+    return [(cuts[i], cuts[i + 1], int(starts[cuts[i]])) for i in range(len(cuts) - 1)]
+
+
+def gather_magnitudes(
+    flat: np.ndarray, boxes: np.ndarray, scale: float, mag: np.ndarray, neg: np.ndarray, pool: Pool
+) -> None:
+    """:func:`wdrcodec.coder.gather_magnitudes` split into runs of boxes over ``pool``."""
+    if boxes.shape[0] == 0:
+        return
+
+    def part(g: tuple[int, int, int]) -> None:
+        b0, b1, i0 = g
+        K.gather(flat, boxes[b0:b1], scale, mag[i0:], neg[i0:])
+
+    pool.map(part, _box_groups(boxes, _parts(pool, mag.size, boxes.shape[0])))
+
+
+def finalize_to(
+    vol: np.ndarray, mean: float, vmin: float, vmax: float, out: np.ndarray, pool: Pool
+) -> None:
+    """:func:`wdrcodec.coder.finalize_to` (rint, clip, cast) split along the first axis."""
+    v = vol.reshape(vol.shape[0], -1)
+    o = out.reshape(out.shape[0], -1)
+
+    def part(r: tuple[int, int]) -> None:
+        K.finalize_to(v[r[0] : r[1]], mean, vmin, vmax, o[r[0] : r[1]])
+
+    pool.map(part, splits(v.shape[0], _parts(pool, v.size, v.shape[0])))
+
+
+def finalize(vol: np.ndarray, mean: float, vmin: float, vmax: float, pool: Pool) -> None:
+    """:func:`wdrcodec.coder.finalize` in place, split along the first axis."""
+    v = vol.reshape(vol.shape[0], -1)
+
+    def part(r: tuple[int, int]) -> None:
+        K.finalize(v[r[0] : r[1]], mean, vmin, vmax)
+
+    pool.map(part, splits(v.shape[0], _parts(pool, v.size, v.shape[0])))
+
+
+# ----------------------------------------------------------------------------- coding
+
+
+def encode_stream(
+    mag: np.ndarray,
+    neg: np.ndarray,
+    top: int,
+    nplanes: int,
+    limit: int | None,
+    cls: np.ndarray | None = None,
+    ctx: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[bytes, int]:
+    """One embedded stream, GIL-free: ``(payload, status)`` as
+    :func:`wdrcodec.coder.encode_coefficients` (``ctx=(boxes, box_class)``: the ctx coder, as
+    :func:`wdrcodec.ctxcoder.encode_coefficients`)."""
+    n = mag.size
+    if nplanes <= 0 or n == 0:
+        return b"", coder.STATUS_COMPLETE
+    cap = limit if limit is not None else 2**62
+    size = min(cap, max(1024, n * 3)) + 64
+    while True:
+        out = np.zeros(size, dtype=np.uint8)
+        if ctx is None:
+            nbytes, _planes, status = K.wdr_encode(mag, neg, cls, top, nplanes, cap, out)
+        else:
+            b = np.ascontiguousarray(ctx[0], dtype=np.int64)
+            c = np.ascontiguousarray(ctx[1], dtype=np.int64)
+            nbytes, status = K.ctx_encode(mag, neg, b, c, top, nplanes, cap, out)
+        if status != coder.STATUS_BUFFER:
+            return out[:nbytes].tobytes(), int(status)
+        size = max(2 * size, int(nbytes) + 1024)
+
+
+def decode_stream(
+    payload: bytes,
+    top: int,
+    nplanes: int,
+    scale: float,
+    boxes: np.ndarray,
+    cls: np.ndarray,
+    box_class: np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
+    """Decode one stream, GIL-free, to the concatenated block coefficients (float64 ``(N,)``)
+    and the status; the WDR coder (``box_class`` None) or the ctx coder."""
+    n = cls.size
+    flat = np.zeros(n, dtype=np.float64)
+    if nplanes <= 0:
+        return flat, coder.STATUS_COMPLETE
+    data = np.frombuffer(payload, dtype=np.uint8).copy()
+    nbytes = data.size
+    if nbytes == 0:
+        data = np.zeros(1, dtype=np.uint8)
+    b = np.ascontiguousarray(boxes, dtype=np.int64)
+    if box_class is not None:
+        rec = np.zeros(n, dtype=np.float64)
+        c = np.ascontiguousarray(box_class, dtype=np.int64)
+        status = K.ctx_decode(data, nbytes, b, c, top, nplanes, rec, scale)
+        K.scatter(rec, b, flat)
+        return flat, int(status)
+    e64 = np.zeros(0, dtype=np.int64)
+    e8 = np.zeros(0, dtype=np.uint8)
+    sizes = (b[:, 4] - b[:, 3]) * (b[:, 6] - b[:, 5]) * (b[:, 8] - b[:, 7])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    status, _planes = K.wdr_decode(
+        data, nbytes, cls, top, nplanes, e64, e64, e8, flat, scale, b, starts
+    )
+    return flat, int(status)
