@@ -344,7 +344,8 @@ def run_maps(
         save_aif_txt(tmp / "aif.txt", res.aif.curve)
         if figures:
             plot_aif(tmp / "aif.png", res.aif, dt_s, vof=res.vof)
-            plot_overview(tmp / "overview.png", res, dt_s, float(np.prod(s.spacing)) / 1000.0)
+            plot_overview(tmp / "overview.png", res, dt_s, float(np.prod(s.spacing)) / 1000.0,
+                          affine=s.affine)
         dt_source = "--dt" if dt is not None else "file (NIfTI pixdim[4] / DICOM frame times)"
         summary = _summary(s, dt_s, cfg, res, choice, t0, t_pre, dt_source)
         write_json(tmp / "summary.json", summary)
