@@ -62,17 +62,126 @@ def test_lossless_exact_all_modes(smooth_volume, mode, packet):
 
 
 def test_gain_over_wdr_on_real_volumes(dipy_volume):
-    """Measured: lossless 2.390 -> 2.457 (JPEG-XL e7: 2.425) and +1.1 dB at 1 bpv on dipy S0."""
+    """Measured: lossless 2.390 -> 2.467 (JPEG-XL e7: 2.425) and +1.5 dB at 1 bpv on dipy S0."""
     wdr = wdrcodec.encode(dipy_volume, lossless=True)
     ctx = wdrcodec.encode(dipy_volume, lossless=True, coder="ctx")
     np.testing.assert_array_equal(wdrcodec.decode(ctx), dipy_volume)
-    assert dipy_volume.nbytes / len(ctx) > 2.43 > dipy_volume.nbytes / len(wdr)
+    assert dipy_volume.nbytes / len(ctx) > 2.46 > 2.43 > dipy_volume.nbytes / len(wdr)
     p_wdr = psnr(
         dipy_volume, wdrcodec.decode(wdrcodec.encode(dipy_volume, bpv=1.0)), data_range="ref"
     )
     lossy = wdrcodec.encode(dipy_volume, bpv=1.0, coder="ctx")
     p_ctx = psnr(dipy_volume, wdrcodec.decode(lossy), data_range="ref")
-    assert p_ctx > p_wdr + 0.5 and p_ctx > 48.8
+    assert p_ctx > p_wdr + 1.0 and p_ctx > 49.4
+
+
+def test_example4d_lossless_ratio():
+    """Measured 4.776 (was 4.714 with neighbour contexts only; JPEG-XL e7 4.968: still missed)."""
+    from wdrcodec.data import nibabel_example4d
+
+    vol = nibabel_example4d().array
+    blob = wdrcodec.encode(vol, lossless=True, coder="ctx")
+    np.testing.assert_array_equal(wdrcodec.decode(blob), vol)
+    assert vol.nbytes / len(blob) > 4.76
+
+
+def _scan_coords(lay):
+    """Block offset and ``(z, y, x)`` inside its block of every scan index."""
+    order = lay.order
+    offs = np.array([b.offset for b in lay.blocks])
+    bi = np.searchsorted(offs, order, side="right") - 1
+    local = order - offs[bi]
+    coords = np.zeros((order.size, 3), dtype=np.int64)
+    for k, blk in enumerate(lay.blocks):
+        sel = bi == k
+        coords[sel] = np.stack(np.unravel_index(local[sel], blk.shape), axis=1)
+    return bi, coords
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_parents_are_colocated_in_the_next_coarser_subband(split):
+    from wdrcodec.ctxcoder import parents
+    from wdrcodec.layout import make_layout
+
+    grouping = np.ones((1, 12), dtype=bool)
+    if split:
+        grouping[0, 8:] = False  # a 3D block of 8 slices and a 2D block of 4
+    lay = make_layout((1, 12, 32, 40), grouping, 5, False)
+    par = parents(lay.boxes, lay.box_class)
+    cls = lay.classes.astype(np.int64)
+    bi, xyz = _scan_coords(lay)
+    has = par >= 0
+    j = par[has]
+    assert (cls[j] == cls[has] + 1).all() and (bi[j] == bi[has]).all()
+    assert not has[cls == 0].any()
+    # co-located: along an axis the coarser level splits, the position is halved (the 2D block
+    # never splits z, so its parent is in the same slice)
+    for k, blk in enumerate(lay.blocks):
+        sel = has & (bi == k)
+        child, parent = xyz[sel], xyz[par[sel]]
+        for ax in range(3):
+            if blk.lv[ax] == 0:
+                np.testing.assert_array_equal(parent[:, ax], child[:, ax])
+        both = sel & (cls < min(blk.lv[1], blk.lv[2])) & (cls < blk.lv[0] if blk.lv[0] else True)
+        np.testing.assert_array_equal(xyz[par[both]][:, 1:], xyz[both][:, 1:] // 2)
+    # a detail coefficient below the coarsest level has a parent unless its band is high only
+    # along axes the next level no longer splits (z after its 2 levels here): then the
+    # co-located position is in the next level's low region, which has no box
+    top_level = max(max(b.lv) for b in lay.blocks)
+    assert has[(cls > 0) & (cls < 2)].all()
+    assert has[(cls > 0) & (cls < top_level)].mean() > 0.85
+
+
+def _random_coefficients(seed=3):
+    from wdrcodec.layout import make_layout
+
+    lay = make_layout((1, 8, 24, 20), np.ones((1, 8), dtype=bool), 5, False)
+    rng = np.random.default_rng(seed)
+    scale = 2.0 ** (6 - lay.classes.astype(np.float64))  # coarse bands larger, as in images
+    mag = np.rint(np.abs(rng.laplace(0, scale))).astype(np.int64)
+    neg = (rng.random(lay.n) < 0.5).astype(np.uint8)
+    neg[mag == 0] = 0
+    return lay, mag, neg
+
+
+def test_every_context_subset_round_trips_and_changes_the_stream():
+    from wdrcodec import ctxcoder
+
+    lay, mag, neg = _random_coefficients()
+    top = int(mag.max()).bit_length() - 1
+    f = ctxcoder
+    streams = set()
+    for feat in (0, f.F_NBR, f.F_PARENT, f.F_CHILD, f.F_REFCTX, f.F_ALL):
+        s = f.encode_coefficients(mag, neg, lay.boxes, lay.box_class, top, top + 1, None, feat)
+        assert s.status == 0
+        rec, status = f.decode_midpoints(
+            s.payload, lay.boxes, lay.box_class, lay.n, top, top + 1, 1.0, feat
+        )
+        assert status == 0
+        np.testing.assert_array_equal(rec, np.where(neg == 1, -mag, mag).astype(np.float64))
+        streams.add(s.payload)
+    assert len(streams) == 6  # each context changes what is coded
+    # the default kernels are the F_ALL ones
+    full = f.encode_coefficients(mag, neg, lay.boxes, lay.box_class, top, top + 1, None)
+    assert full.payload == f.encode_coefficients(
+        mag, neg, lay.boxes, lay.box_class, top, top + 1, None, f.F_ALL
+    ).payload
+
+
+def test_measured_context_gains(dipy_volume):
+    """Measured on dipy S0 (bits/voxel, all contexts 6.477): without neighbours +2.1%, parent
+    +0.4%, refinement +0.2%, children +0.03%; the previous coder 6.519."""
+    from wdrcodec.contexts import FEATURES, context_gains
+
+    g = context_gains(dipy_volume)
+    assert set(g.without) == set(FEATURES)
+    assert g.gain_percent("neighbours") > 1.5
+    assert g.gain_percent("parent") > 0.25
+    assert g.gain_percent("refinement") > 0.1
+    assert g.all_bpv < 0.995 * g.previous_bpv
+    blob = wdrcodec.encode(dipy_volume, lossless=True, coder="ctx")
+    h = wdrcodec.read_header(blob)
+    assert abs(h.payload_len * 8 / dipy_volume.size - g.all_bpv) < 1e-9
 
 
 @pytest.mark.parametrize("bpv", [0.25, 1.0, 3.0])

@@ -14,6 +14,12 @@ entropy of that context (a static ideal: an adaptive coder pays a little more). 
 
 The codec itself codes significance as WDR run lengths, so the comparison that matters is the
 real ``.wdr`` size against the best context total (see :func:`context_costs`).
+
+:func:`context_gains` measures instead what each context of the context coder
+(:mod:`wdrcodec.ctxcoder`) *does* gain: the real lossless payload with every context, and with
+each one switched off in turn (same adaptive coder, so learning costs are included); ``python -m
+wdrcodec.contexts`` prints that table for dipy's S0_10slices, nibabel's example4d and the noisy
+synthetic volume.
 """
 
 from __future__ import annotations
@@ -22,7 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wdrcodec import ctxcoder
 from wdrcodec.decomposition import axis_levels, forward, subbands
+
+#: the context coder's switchable contexts, by name (see :mod:`wdrcodec.ctxcoder`)
+FEATURES = {
+    "neighbours": ctxcoder.F_NBR,
+    "parent": ctxcoder.F_PARENT,
+    "children": ctxcoder.F_CHILD,
+    "refinement": ctxcoder.F_REFCTX,
+}
 
 
 @dataclass(frozen=True)
@@ -126,3 +141,76 @@ def context_costs(volume: np.ndarray, levels: int = 5) -> ContextCosts:
         _entropy_bits(s_plain) / n,
         _entropy_bits(s_ctx) / n,
     )
+
+
+@dataclass(frozen=True)
+class ContextGains:
+    """Measured lossless payload of the context coder, bits per voxel: every context
+    (``all_bpv``), each named context switched off (``without``), and only the neighbour-count
+    significance contexts and age-only refinement contexts (``previous_bpv``: the coder before
+    the parent, children and refinement contexts)."""
+
+    all_bpv: float
+    without: dict[str, float]
+    previous_bpv: float
+
+    def gain_percent(self, name: str) -> float:
+        """Bits saved by context ``name``: ``100 * (without / all - 1)``."""
+        return 100.0 * (self.without[name] / self.all_bpv - 1.0)
+
+
+def scan_coefficients(volume: np.ndarray, levels: int = 5):
+    """Lossless LeGall 5/3 coefficients of ``volume`` ``(Z, Y, X)`` (rounded mean removed,
+    the codec's 3D layout) in scan order: ``(magnitudes int64, negative uint8, layout, top)``."""
+    from wdrcodec.coder import gather_magnitudes
+    from wdrcodec.layout import make_layout
+
+    vol = np.asarray(volume).astype(np.int64)
+    lay = make_layout((1, *vol.shape), np.ones((1, vol.shape[0]), dtype=bool), levels, False)
+    blk = lay.blocks[0]
+    coef = forward(vol - int(np.rint(vol.mean())), blk.lv, True, False)
+    mag = np.empty(lay.n, dtype=np.int64)
+    neg = np.empty(lay.n, dtype=np.uint8)
+    gather_magnitudes(coef.ravel().astype(np.float64), lay.boxes, 1.0, mag, neg)
+    mmax = int(mag.max())
+    return mag, neg, lay, (mmax.bit_length() - 1 if mmax > 0 else 0)
+
+
+def context_gains(volume: np.ndarray, levels: int = 5) -> ContextGains:
+    """Real lossless context-coder payloads of ``volume`` ``(Z, Y, X)`` with and without each
+    context (:data:`FEATURES`); see :class:`ContextGains`."""
+    mag, neg, lay, top = scan_coefficients(volume, levels)
+    nplanes = top + 1 if mag.max() > 0 else 0
+
+    def bpv(features: int) -> float:
+        s = ctxcoder.encode_coefficients(
+            mag, neg, lay.boxes, lay.box_class, top, nplanes, None, features
+        )
+        return len(s.payload) * 8 / mag.size
+
+    full = ctxcoder.F_ALL
+    without = {name: bpv(full & ~flag) for name, flag in FEATURES.items()}
+    return ContextGains(bpv(full), without, bpv(ctxcoder.F_NBR))
+
+
+def _print_gains() -> None:
+    """Print :func:`context_gains` for the built-in volumes (``python -m wdrcodec.contexts``)."""
+    from wdrcodec.data import dipy_s0, nibabel_example4d, noisy_volume
+
+    volumes = {
+        "dipy S0_10slices": dipy_s0().array,
+        "nibabel example4d[0]": nibabel_example4d().array,
+        "noisy 32x128x128": noisy_volume((32, 128, 128)),
+    }
+    names = list(FEATURES)
+    print("Context coder, lossless payload in bits/voxel: all contexts, the previous coder,")
+    print("and each context switched off (its gain in % of the all-contexts payload)")
+    print(f"{'volume':<22}{'all':>8}{'previous':>10}" + "".join(f"{n:>18}" for n in names))
+    for label, vol in volumes.items():
+        g = context_gains(vol)
+        cells = "".join(f"{g.without[n]:>10.4f} ({g.gain_percent(n):+.2f})" for n in names)
+        print(f"{label:<22}{g.all_bpv:>8.4f}{g.previous_bpv:>10.4f}{cells}")
+
+
+if __name__ == "__main__":
+    _print_gains()

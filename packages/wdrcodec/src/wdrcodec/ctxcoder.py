@@ -1,28 +1,48 @@
-"""Context-modelled bit-plane coder (``--coder ctx``): per-coefficient significance decisions
-with contexts from already-coded neighbours, in place of WDR's run lengths.
+"""Context-modelled bit-plane coder (``--coder ctx``): per-coefficient significance, sign and
+refinement decisions with contexts from already-coded neighbours, parent and children, in place
+of WDR's run lengths.
 
 Same input as :mod:`wdrcodec.coder` (scan-ordered magnitudes and signs) plus the layout's scan
-boxes, which give every coefficient its 6 face neighbours inside its subband. For each plane
-``p = top .. top - nplanes + 1``:
+boxes, which give every coefficient its 6 face neighbours inside its subband box and its
+**parent**: the co-located coefficient of the next-coarser subband of the same orientation in
+the same block (:func:`parents`; along an axis that the coarser level splits again the position
+is halved, along one it does not split the position inside the box is kept). Its **children**
+are the coefficients whose parent it is. For each plane ``p = top .. top - nplanes + 1``:
 
 1. **significance pass**, scan order, in chunks of 64 scan positions: a chunk that still holds
    insignificant coefficients first codes one flag "some become significant at this plane"
    (context: subband class of its first coefficient x whether it already holds a significant
    one), so quiet chunks cost one skewed decision; in a flagged chunk every coefficient not yet
-   significant codes "``|c| >= 2**p``" in context ``(subband class, number of its 6 neighbours
-   already significant)`` (8 x 7 contexts; "already" includes those that became significant
-   earlier in this pass), followed by its sign (one context) when it is 1;
-2. **refinement pass**, scan order, every coefficient significant before ``p``: bit ``p`` in
-   context "planes since significance - 1" (capped at 3), as in the WDR coder.
+   significant codes "``|c| >= 2**p``" in context ``(class, nbr, family)``:
 
-Measured motivation (:mod:`wdrcodec.contexts`): neighbour-count significance contexts are the
-ones worth having; refinement and sign contexts gain < 0.6%. The binary decisions use the same
-adaptive range coder as :mod:`wdrcodec.coder` (two-rate estimators, 12-bit probabilities, LZMA
-carry handling), so the stream is embedded the same way: the encoder stops at an exact byte
-budget, and the decoder's two code registers (``0x00``/``0xFF`` padding) take a decision only
-when the available bytes determine it, so any prefix decodes. Every loop is bounded by the
-coefficient count and the plane count, and every index by construction, so corrupt data cannot
-crash or hang the decoder.
+   * ``class``: the subband class (0 low band, else the level, capped at 7);
+   * ``nbr``: how many of its 6 face neighbours are already significant (0-6);
+   * ``family`` (8 values): ``2 f + c``, ``f`` = 0 parent absent or not significant, else
+     ``1 + min(q_parent - p, 2)``; ``c`` = 1 if a child is already significant.
+
+   "Already" is causal in both directions (encoder and decoder compute every context from the
+   same decoded state, the plane ``q`` at which each coefficient became significant): the
+   parent (a coarser subband) is scanned before the coefficient in every pass, so its significance at ``p`` is known; the children are scanned
+   after it, so ``c`` says one of them became significant at a plane above ``p``; the neighbours
+   before it in the box are known at ``p``, the ones after it above ``p``. A newly significant
+   coefficient then codes its sign (one context);
+2. **refinement pass**, scan order, every coefficient significant above ``p``: bit ``p`` in
+   context ``(a, r)``, ``a`` = planes since significance - 1 (capped at 3), ``r`` = 0 without a
+   significant neighbour, else 1, 2, 3 for the neighbours' mean magnitude ``S / k`` below, up to
+   twice, above twice its own ``2**min(q - p, 7)``, where ``S = sum 2**min(q_j - p, 7)`` over the
+   ``k`` significant neighbours and ``q`` is the plane at which a coefficient became significant
+   (its most significant bit).
+
+Every context keeps the two probability estimators of :mod:`wdrcodec.coder` (fast and slow,
+shifts 5 and 8, averaged). :func:`ctx_encode_features` can switch each context off (``F_*``
+flags) to measure its gain (:mod:`wdrcodec.contexts`); files always use :data:`F_ALL`.
+
+The binary decisions go through the range coder of :mod:`wdrcodec.coder` (LZMA carry handling),
+so the stream is embedded the same way: the encoder stops at an exact byte budget, and the
+decoder's two code registers (``0x00``/``0xFF`` padding) take a decision only when the available
+bytes determine it, so any prefix decodes. Every loop is bounded by the coefficient count and
+the plane count, and every index by construction, so corrupt data cannot crash or hang the
+decoder.
 """
 
 from __future__ import annotations
@@ -48,61 +68,72 @@ from wdrcodec.coder import (
 from wdrcodec.errors import WdrError
 
 NCLS = 8
-C_SIG = 0  # NCLS * 7 significance contexts
-C_SIGN = NCLS * 7
-C_REF = C_SIGN + 1  # 4 refinement contexts
-C_RUN = C_REF + 4  # NCLS * 2 chunk contexts
+NNB = 7  # neighbour contexts: 0-6 significant face neighbours
+NFAM = 8  # parent x children contexts
+C_SIG = 0  # NCLS * NNB * NFAM significance contexts
+C_SIGN = NCLS * NNB * NFAM
+C_REF = C_SIGN + 1  # 4 ages x 4 neighbour buckets
+C_RUN = C_REF + 16  # NCLS * 2 chunk contexts
 NCTX = C_RUN + 2 * NCLS
 CHUNK = 64  # scan positions per chunk flag
 
+# context switches (ctx_encode_features / ctx_decode_features); files use F_ALL
+F_NBR = 1  # significant-neighbour count in significance contexts
+F_PARENT = 2  # parent significance / magnitude
+F_CHILD = 4  # a child already significant
+F_REFCTX = 8  # neighbour magnitude context for refinement bits
+F_ALL = F_NBR | F_PARENT | F_CHILD | F_REFCTX
 
-@njit(cache=True)
-def _encode_bit(st, out, probs, ctx, bit):
-    """One adaptive binary decision (encoder); ``st``: low, range, cache, cache_size, pos, drop."""
+
+@njit(cache=True, nogil=True)
+def _adapt(probs, ctx, bit):
+    """Update context ``ctx``'s two estimators (shifts FAST and SLOW) after ``bit``."""
     c = 2 * ctx
     pf = probs[c]
     ps = probs[c + 1]
-    bound = (st[1] >> PROB_BITS) * ((pf + ps) >> MIX_SHIFT)
     if bit == 0:
-        st[1] = bound
         probs[c] = pf + ((P16 - pf) >> FAST)
         probs[c + 1] = ps + ((P16 - ps) >> SLOW)
     else:
-        st[0] += bound
-        st[1] -= bound
         probs[c] = pf - (pf >> FAST)
         probs[c + 1] = ps - (ps >> SLOW)
+
+
+@njit(cache=True, nogil=True)
+def _encode_bit(st, out, probs, ctx, bit):
+    """One adaptive binary decision (encoder); ``st``: low, range, cache, cache_size, pos, drop."""
+    bound = (st[1] >> PROB_BITS) * ((probs[2 * ctx] + probs[2 * ctx + 1]) >> MIX_SHIFT)
+    if bit == 0:
+        st[1] = bound
+    else:
+        st[0] += bound
+        st[1] -= bound
+    _adapt(probs, ctx, bit)
     while st[1] < TOP:
         st[1] = (st[1] << 8) & MASK32
         _shift_low(st, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _decode_bit(st, data, probs, ctx):
     """One decision (decoder; ``st``: range, lo, hi, pos, nbytes): 0/1, -1 undetermined by the
     available bytes, -2 inconsistent (corrupt)."""
-    c = 2 * ctx
-    pf = probs[c]
-    ps = probs[c + 1]
     rng = st[0]
     lo = st[1]
     hi = st[2]
-    bound = (rng >> PROB_BITS) * ((pf + ps) >> MIX_SHIFT)
+    bound = (rng >> PROB_BITS) * ((probs[2 * ctx] + probs[2 * ctx + 1]) >> MIX_SHIFT)
     lo_less = lo < bound
     if lo_less != (hi < bound):
         return -1
     if lo_less:
         bit = 0
         rng = bound
-        probs[c] = pf + ((P16 - pf) >> FAST)
-        probs[c + 1] = ps + ((P16 - ps) >> SLOW)
     else:
         bit = 1
         lo -= bound
         hi -= bound
         rng -= bound
-        probs[c] = pf - (pf >> FAST)
-        probs[c + 1] = ps - (ps >> SLOW)
+    _adapt(probs, ctx, bit)
     if hi > rng - 1:
         hi = rng - 1
     if lo > hi:
@@ -126,10 +157,36 @@ def _decode_bit(st, data, probs, ctx):
     return bit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def _neighbours(kp, i, x, y, z, w, h, nx, ny, nz, p):
+    """``(k, S)``: significant face neighbours of scan index ``i`` (box-local ``x, y, z`` of a
+    ``nz x ny x nx`` box, row ``w``, slab ``h``) and ``S = sum 2**min(q_j - p, 7)``."""
+    k = 0
+    s = 0
+    if x > 0 and kp[i - 1] >= 0:
+        k += 1
+        s += 1 << min(kp[i - 1] - p, 7)
+    if x + 1 < nx and kp[i + 1] >= 0:
+        k += 1
+        s += 1 << min(kp[i + 1] - p, 7)
+    if y > 0 and kp[i - w] >= 0:
+        k += 1
+        s += 1 << min(kp[i - w] - p, 7)
+    if y + 1 < ny and kp[i + w] >= 0:
+        k += 1
+        s += 1 << min(kp[i + w] - p, 7)
+    if z > 0 and kp[i - h] >= 0:
+        k += 1
+        s += 1 << min(kp[i - h] - p, 7)
+    if z + 1 < nz and kp[i + h] >= 0:
+        k += 1
+        s += 1 << min(kp[i + h] - p, 7)
+    return k, s
+
+
+@njit(cache=True, nogil=True)
 def _count(kp, i, x, y, z, w, h, nx, ny, nz):
-    """Neighbours of scan index ``i`` (box-local ``x, y, z`` of a ``nz x ny x nx`` box, row
-    ``w = nx``, slab ``h = nx * ny``) that are significant (``kp >= 0``)."""
+    """Significant face neighbours of scan index ``i`` (as :func:`_neighbours`, count only)."""
     n = 0
     if x > 0 and kp[i - 1] >= 0:
         n += 1
@@ -146,9 +203,166 @@ def _count(kp, i, x, y, z, w, h, nx, ny, nz):
     return n
 
 
-@njit(cache=True)
-def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
-    """Encode; returns ``(nbytes, status)``: 0 complete, 1 budget reached, 3 ``out`` too small."""
+@njit(cache=True, nogil=True)
+def _sig_ctx(kp, csig, parent, i, x, y, z, w, h, nx, ny, nz, p, cb, feat):
+    """Significance context of scan index ``i`` at plane ``p`` (``cb = class * NNB``)."""
+    nb = 0
+    if feat & F_NBR:
+        nb = _count(kp, i, x, y, z, w, h, nx, ny, nz)
+    fam = 0
+    if feat & F_PARENT:
+        par = parent[i]
+        if par >= 0 and kp[par] >= 0:
+            d = kp[par] - p
+            fam = 2 * (1 + (d if d < 2 else 2))
+    if feat & F_CHILD:
+        fam += csig[i]
+    return C_SIG + (cb + nb) * NFAM + fam
+
+
+@njit(cache=True, nogil=True)
+def _ref_ctx(kp, i, x, y, z, w, h, nx, ny, nz, p):
+    """Refinement context ``(age, neighbours)`` of significant scan index ``i`` at plane ``p``
+    (:data:`F_REFCTX`)."""
+    a = kp[i] - p - 1
+    if a > 3:
+        a = 3
+    r = 0
+    k, s = _neighbours(kp, i, x, y, z, w, h, nx, ny, nz, p)
+    if k > 0:
+        own = 1 << min(kp[i] - p, 7)
+        r = 1 if s < k * own else (2 if s <= 2 * k * own else 3)
+    return C_REF + 4 * a + r
+
+
+@njit(cache=True, nogil=True)
+def parents(boxes, box_class):
+    """Scan index of every coefficient's parent (int32, -1 none): for a detail box of class
+    ``l`` of a block, the box of class ``l + 1`` of the same block that holds the co-located
+    position (halved along the axes that level ``l + 1`` splits, kept inside the box along the
+    others)."""
+    nb = boxes.shape[0]
+    starts = np.zeros(nb + 1, dtype=np.int64)
+    for b in range(nb):
+        size = (boxes[b, 4] - boxes[b, 3]) * (boxes[b, 6] - boxes[b, 5])
+        starts[b + 1] = starts[b] + size * (boxes[b, 8] - boxes[b, 7])
+    n = starts[nb]
+    par = np.full(n, -1, dtype=np.int32)
+    cand = np.empty(nb, dtype=np.int64)
+    for b in range(nb):
+        lvl = box_class[b]
+        if lvl <= 0 or lvl >= NCLS - 1:
+            continue
+        nc = 0
+        split = np.zeros(3, dtype=np.int64)
+        for c in range(nb):
+            if boxes[c, 0] == boxes[b, 0] and box_class[c] == lvl + 1:
+                cand[nc] = c
+                nc += 1
+                for a in range(3):
+                    if boxes[c, 3 + 2 * a] > 0:
+                        split[a] = 1
+        if nc == 0:
+            continue
+        z0, y0, x0 = boxes[b, 3], boxes[b, 5], boxes[b, 7]
+        i = starts[b]
+        for z in range(z0, boxes[b, 4]):
+            mz = z // 2 if split[0] else z - z0
+            for y in range(y0, boxes[b, 6]):
+                my = y // 2 if split[1] else y - y0
+                for x in range(x0, boxes[b, 8]):
+                    mx = x // 2 if split[2] else x - x0
+                    for j in range(nc):
+                        c = cand[j]
+                        if (
+                            boxes[c, 3] <= mz < boxes[c, 4]
+                            and boxes[c, 5] <= my < boxes[c, 6]
+                            and boxes[c, 7] <= mx < boxes[c, 8]
+                        ):
+                            cny = boxes[c, 6] - boxes[c, 5]
+                            cnx = boxes[c, 8] - boxes[c, 7]
+                            local = ((mz - boxes[c, 3]) * cny + my - boxes[c, 5]) * cnx
+                            par[i] = starts[c] + local + mx - boxes[c, 7]
+                            break
+                    i += 1
+    return par
+
+
+@njit(cache=True, nogil=True)
+def _enc_refine(st, out, probs, kp, mag, p, limit):
+    """Refinement pass of plane ``p``, context = age; returns 0, 1 budget reached, 3 overflow."""
+    for i in range(kp.size):
+        if kp[i] > p:
+            a = kp[i] - p - 1
+            _encode_bit(st, out, probs, C_REF + 4 * (a if a < 3 else 3), (mag[i] >> p) & 1)
+            if st[4] >= limit:
+                return 1
+            if st[4] > out.size:
+                return 3
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _enc_refine_ctx(st, out, probs, kp, mag, boxes, p, limit):
+    """:func:`_enc_refine` with the ``(age, neighbours)`` contexts of :func:`_ref_ctx`."""
+    i = 0
+    for b in range(boxes.shape[0]):
+        nz = boxes[b, 4] - boxes[b, 3]
+        ny = boxes[b, 6] - boxes[b, 5]
+        nx = boxes[b, 8] - boxes[b, 7]
+        for z in range(nz):
+            for y in range(ny):
+                for x in range(nx):
+                    if kp[i] > p:
+                        ctx = _ref_ctx(kp, i, x, y, z, nx, nx * ny, nx, ny, nz, p)
+                        _encode_bit(st, out, probs, ctx, (mag[i] >> p) & 1)
+                        if st[4] >= limit:
+                            return 1
+                        if st[4] > out.size:
+                            return 3
+                    i += 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _dec_refine(st, data, probs, kp, low, val, p):
+    """Decoder side of :func:`_enc_refine`; returns 0, 1 truncated, 2 corrupt."""
+    for i in range(kp.size):
+        if kp[i] > p:
+            a = kp[i] - p - 1
+            bit = _decode_bit(st, data, probs, C_REF + 4 * (a if a < 3 else 3))
+            if bit < 0:
+                return 1 if bit == -1 else 2
+            val[i] += np.int64(bit) << p
+            low[i] = p
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _dec_refine_ctx(st, data, probs, kp, low, val, boxes, p):
+    """Decoder side of :func:`_enc_refine_ctx`."""
+    i = 0
+    for b in range(boxes.shape[0]):
+        nz = boxes[b, 4] - boxes[b, 3]
+        ny = boxes[b, 6] - boxes[b, 5]
+        nx = boxes[b, 8] - boxes[b, 7]
+        for z in range(nz):
+            for y in range(ny):
+                for x in range(nx):
+                    if kp[i] > p:
+                        ctx = _ref_ctx(kp, i, x, y, z, nx, nx * ny, nx, ny, nz, p)
+                        bit = _decode_bit(st, data, probs, ctx)
+                        if bit < 0:
+                            return 1 if bit == -1 else 2
+                        val[i] += np.int64(bit) << p
+                        low[i] = p
+                    i += 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def ctx_encode_features(mag, neg, boxes, box_class, top, nplanes, limit, out, feat):
+    """:func:`ctx_encode` with the contexts chosen by ``feat`` (``F_*`` flags)."""
     n = mag.size
     st = np.zeros(6, dtype=np.int64)
     st[1] = MASK32
@@ -156,6 +370,8 @@ def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
     st[5] = 1
     probs = np.full(2 * NCTX, P16 // 2, dtype=np.int64)
     kp = np.full(n, -1, dtype=np.int8)  # plane where it became significant (-1: not yet)
+    csig = np.zeros(n, dtype=np.int8)  # 1: a child is significant
+    parent = parents(boxes, box_class)
     for k in range(nplanes):
         p = top - k
         thr = np.int64(1) << p
@@ -165,7 +381,7 @@ def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
             nz = boxes[b, 4] - boxes[b, 3]
             ny = boxes[b, 6] - boxes[b, 5]
             nx = boxes[b, 8] - boxes[b, 7]
-            cb = box_class[b] * 7
+            cb = box_class[b] * NNB
             for z in range(nz):
                 for y in range(ny):
                     for x in range(nx):
@@ -187,11 +403,15 @@ def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
                                 _encode_bit(st, out, probs, ctx, 1 if new else 0)
                                 active = new
                         if active and kp[i] < 0:
-                            ctx = C_SIG + cb + _count(kp, i, x, y, z, nx, nx * ny, nx, ny, nz)
+                            ctx = _sig_ctx(
+                                kp, csig, parent, i, x, y, z, nx, nx * ny, nx, ny, nz, p, cb, feat
+                            )
                             if mag[i] >= thr:
                                 _encode_bit(st, out, probs, ctx, 1)
                                 _encode_bit(st, out, probs, C_SIGN, neg[i])
                                 kp[i] = p
+                                if parent[i] >= 0:
+                                    csig[parent[i]] = 1
                             else:
                                 _encode_bit(st, out, probs, ctx, 0)
                             if st[4] >= limit:
@@ -199,14 +419,12 @@ def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
                             if st[4] > out.size:
                                 return st[4], 3
                         i += 1
-        for i in range(n):
-            if kp[i] > p:
-                a = kp[i] - p - 1
-                _encode_bit(st, out, probs, C_REF + (a if a < 3 else 3), (mag[i] >> p) & 1)
-                if st[4] >= limit:
-                    return limit, 1
-                if st[4] > out.size:
-                    return st[4], 3
+        if feat & F_REFCTX:
+            stop = _enc_refine_ctx(st, out, probs, kp, mag, boxes, p, limit)
+        else:
+            stop = _enc_refine(st, out, probs, kp, mag, p, limit)
+        if stop != 0:
+            return (limit, 1) if stop == 1 else (st[4], 3)
     for _ in range(5):
         _shift_low(st, out)
     if st[4] > out.size:
@@ -216,10 +434,15 @@ def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
     return st[4], 0
 
 
-@njit(cache=True)
-def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
-    """Decode into ``rec`` (scan order, zero-filled, midpoint reconstruction times ``scale``);
-    returns the status: 0 complete, 1 truncated, 2 corrupt."""
+@njit(cache=True, nogil=True)
+def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
+    """Encode; returns ``(nbytes, status)``: 0 complete, 1 budget reached, 3 ``out`` too small."""
+    return ctx_encode_features(mag, neg, boxes, box_class, top, nplanes, limit, out, F_ALL)
+
+
+@njit(cache=True, nogil=True)
+def ctx_decode_features(data, nbytes, boxes, box_class, top, nplanes, rec, scale, feat):
+    """:func:`ctx_decode` with the contexts chosen by ``feat`` (``F_*`` flags)."""
     n = rec.size
     if nbytes > data.size:
         nbytes = data.size
@@ -228,6 +451,8 @@ def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
         return 2
     probs = np.full(2 * NCTX, P16 // 2, dtype=np.int64)
     kp = np.full(n, -1, dtype=np.int8)  # plane of significance
+    csig = np.zeros(n, dtype=np.int8)
+    parent = parents(boxes, box_class)
     low = np.full(n, 127, dtype=np.int8)  # lowest plane known (127: none)
     val = np.zeros(n, dtype=np.int64)
     sgn = np.zeros(n, dtype=np.uint8)
@@ -241,7 +466,7 @@ def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
             nz = boxes[b, 4] - boxes[b, 3]
             ny = boxes[b, 6] - boxes[b, 5]
             nx = boxes[b, 8] - boxes[b, 7]
-            cb = box_class[b] * 7
+            cb = box_class[b] * NNB
             for z in range(nz):
                 for y in range(ny):
                     for x in range(nx):
@@ -263,7 +488,9 @@ def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
                                     break
                                 active = flag == 1
                         if active and kp[i] < 0:
-                            ctx = C_SIG + cb + _count(kp, i, x, y, z, nx, nx * ny, nx, ny, nz)
+                            ctx = _sig_ctx(
+                                kp, csig, parent, i, x, y, z, nx, nx * ny, nx, ny, nz, p, cb, feat
+                            )
                             bit = _decode_bit(st, data, probs, ctx)
                             if bit < 0:
                                 status = 1 if bit == -1 else 2
@@ -274,6 +501,8 @@ def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
                                     status = 1 if s == -1 else 2
                                     break
                                 kp[i] = p
+                                if parent[i] >= 0:
+                                    csig[parent[i]] = 1
                                 low[i] = p
                                 val[i] = thr
                                 sgn[i] = s
@@ -286,15 +515,10 @@ def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
                 break
         if status != 0:
             break
-        for i in range(n):
-            if kp[i] > p:
-                a = kp[i] - p - 1
-                bit = _decode_bit(st, data, probs, C_REF + (a if a < 3 else 3))
-                if bit < 0:
-                    status = 1 if bit == -1 else 2
-                    break
-                val[i] += np.int64(bit) << p
-                low[i] = p
+        if feat & F_REFCTX:
+            status = _dec_refine_ctx(st, data, probs, kp, low, val, boxes, p)
+        else:
+            status = _dec_refine(st, data, probs, kp, low, val, p)
         if status != 0:
             break
     if status == 2:
@@ -307,25 +531,40 @@ def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
     return status
 
 
-def encode_coefficients(mag, neg, boxes, box_class, top, nplanes, limit) -> Stream:
-    """Run :func:`ctx_encode`; ``limit=None`` codes every plane."""
+@njit(cache=True, nogil=True)
+def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
+    """Decode into ``rec`` (scan order, zero-filled, midpoint reconstruction times ``scale``);
+    returns the status: 0 complete, 1 truncated, 2 corrupt."""
+    return ctx_decode_features(data, nbytes, boxes, box_class, top, nplanes, rec, scale, F_ALL)
+
+
+def encode_coefficients(
+    mag, neg, boxes, box_class, top, nplanes, limit, features: int = F_ALL
+) -> Stream:
+    """Run :func:`ctx_encode_features`; ``limit=None`` codes every plane. ``features`` other than
+    :data:`F_ALL` give a stream only :func:`decode_midpoints` with the same ``features`` reads
+    (for measuring what each context gains)."""
     n = mag.size
     if nplanes <= 0 or n == 0:
         return Stream(b"", STATUS_COMPLETE)
+    if n >= 2**31:
+        raise WdrError("more than 2**31 - 1 coefficients: split the array")
     cap = limit if limit is not None else 2**62
     size = min(cap, max(1024, n * 3)) + 64
     b = np.ascontiguousarray(boxes, dtype=np.int64)
     cls = np.ascontiguousarray(box_class, dtype=np.int64)
     while True:
         out = np.zeros(size, dtype=np.uint8)
-        nbytes, status = ctx_encode(mag, neg, b, cls, top, nplanes, cap, out)
+        nbytes, status = ctx_encode_features(mag, neg, b, cls, top, nplanes, cap, out, features)
         if status != STATUS_BUFFER:
             return Stream(out[:nbytes].tobytes(), int(status))
         size = max(2 * size, int(nbytes) + 1024)
 
 
-def decode_midpoints(payload, boxes, box_class, n, top, nplanes, scale) -> Midpoints:
-    """Run :func:`ctx_decode`; returns ``(rec float64 scan order, status)``."""
+def decode_midpoints(
+    payload, boxes, box_class, n, top, nplanes, scale, features: int = F_ALL
+) -> Midpoints:
+    """Run :func:`ctx_decode_features`; returns ``(rec float64 scan order, status)``."""
     if n >= 2**31:
         raise WdrError("more than 2**31 - 1 coefficients: split the array")
     rec = np.zeros(n, dtype=np.float64)
@@ -337,5 +576,5 @@ def decode_midpoints(payload, boxes, box_class, n, top, nplanes, scale) -> Midpo
         data = np.zeros(1, dtype=np.uint8)
     b = np.ascontiguousarray(boxes, dtype=np.int64)
     cls = np.ascontiguousarray(box_class, dtype=np.int64)
-    status = ctx_decode(data, nbytes, b, cls, top, nplanes, rec, scale)
+    status = ctx_decode_features(data, nbytes, b, cls, top, nplanes, rec, scale, features)
     return Midpoints(rec, int(status))
