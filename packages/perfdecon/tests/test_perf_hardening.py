@@ -262,3 +262,43 @@ def test_empty_aif_file_and_random_checkpoint_are_one_line(case, tmp_path, capsy
     err = _err(capsys, ["evaluate", "--checkpoint", str(ck), "--cases", "1", "--size", "32"])
     assert "ck.safetensors" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["aif.txt", "ck.safetensors"]
+
+
+def test_batch_reports_each_bad_case_in_one_line_and_writes_nothing_for_it(case, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(case / "ctp.nii.gz", inputs / "good.nii.gz")
+    data = (case / "ctp.nii.gz").read_bytes()
+    (inputs / "corrupt.nii.gz").write_bytes(data[: len(data) // 3])  # truncated gzip
+    write_nifti(inputs / "short.nii.gz", np.full((16, 16, 2, 5), 30, np.int16),
+                zooms=(1, 1, 1, 1))  # 5 frames
+    os.mkfifo(inputs / "pipe.nii.gz")  # never opened: it would block
+    out = tmp_path / "batch"
+    (out / "short").mkdir(parents=True)  # an earlier run's folder of a now failing case
+    (out / "short" / "keep.txt").write_text("old")
+    missing = tmp_path / "gone.nii.gz"
+    rc = main(["maps", str(inputs), str(missing), str(case / "ctp.nii.gz"), "--out", str(out),
+               "--quiet", "--no-figures"])
+    assert rc == 2
+    rows = {r["name"]: r for r in json.loads((out / "cohort.json").read_text())["cases"]}
+    assert set(rows) == {"good", "corrupt", "short", "pipe", "gone", "ctp"}
+    assert rows["good"]["status"] == rows["ctp"]["status"] == "ok"
+    expect = {"corrupt": ("corrupt.nii.gz", "corrupt or truncated"),
+              "short": ("short.nii.gz", "5 frames"),
+              "pipe": ("pipe.nii.gz", "FIFO"),
+              "gone": ("gone.nii.gz", "no such file")}
+    for name, words in expect.items():
+        r = rows[name]
+        assert r["status"] == "failed" and r["out"] == ""
+        assert "\n" not in r["error"] and all(w in r["error"] for w in words), r["error"]
+        assert "Traceback" not in r["error"]
+    assert not (out / "corrupt").exists() and not (out / "pipe").exists()
+    assert not (out / "gone").exists()
+    assert sorted(p.name for p in (out / "short").iterdir()) == ["keep.txt"]  # untouched
+    written = sorted(p.name for p in (out / "good").iterdir())
+    assert written == sorted(n for n in OUTPUT_FILES if not n.endswith(".png"))
+    csv_rows = (out / "cohort.csv").read_text().splitlines()
+    assert len(csv_rows) == 7 and all(line.count("\n") == 0 for line in csv_rows)
+    # a single missing input is still one error line before any work
+    assert main(["maps", str(missing), "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()

@@ -27,12 +27,16 @@ _CASE_RE = re.compile(r"^case_\d+$")
 
 @dataclass(frozen=True)
 class CaseInput:
-    """One case of a cohort: its name (the output sub-folder), the series file, and whether it
-    was found inside a folder (then ``--out`` is a cohort root even for a single case)."""
+    """One case of a cohort: its name (the output sub-folder), the series file, whether it was
+    found inside a folder (then ``--out`` is a cohort root even for a single case), and the
+    one-line reason it cannot run, if any."""
 
     name: str
     series: Path
     from_folder: bool = False
+    problem: str = ""
+    """Why the case cannot run (a missing input, a FIFO, a broken ISLES18 case folder); such a
+    case becomes a failed row of the report instead of stopping the batch."""
 
 
 @dataclass
@@ -73,10 +77,6 @@ def _stem(p: Path) -> str:
     return p.stem
 
 
-def _is_nifti(p: Path) -> bool:
-    return p.is_file() and p.name.endswith(NIFTI_SUFFIXES)
-
-
 def _isles_series(case_dir: Path) -> Path:
     found = sorted(case_dir.glob("*CT_4DPWI*/*.nii")) + sorted(case_dir.glob("*CT_4DPWI*/*.nii.gz"))
     if len(found) != 1:
@@ -86,46 +86,87 @@ def _isles_series(case_dir: Path) -> Path:
     return found[0]
 
 
+def _not_regular(p: Path) -> str:
+    """Why ``p`` (named like a series file) cannot be read, or "" for a regular file.
+
+    ``os.stat`` only, so a FIFO is never opened (opening one blocks until a writer appears).
+    """
+    import os
+    import stat
+
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        return "no such file (a broken symbolic link?)"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return f"is {what}, not a regular file; refusing to read it"
+    return ""
+
+
+def _folder_cases(p: Path) -> list[CaseInput]:
+    """The cases of one input folder (ISLES18 root, folder of NIfTI files, or a DICOM series)."""
+    subs = sorted(
+        (d for d in p.iterdir() if d.is_dir() and _CASE_RE.match(d.name)),
+        key=lambda d: int(d.name.split("_")[1]),
+    )
+    if subs:
+        cases = []
+        for d in subs:
+            try:
+                cases.append(CaseInput(d.name, _isles_series(d), True))
+            except PerfdeconError as exc:
+                cases.append(CaseInput(d.name, d, True, problem=str(exc)))
+        return cases
+    named = sorted(f for f in p.iterdir() if f.name.endswith(NIFTI_SUFFIXES) and not f.is_dir())
+    if named:
+        return [CaseInput(_stem(f), f, True, problem=_not_regular(f)) for f in named]
+    if any(f.is_file() for f in p.iterdir()):  # a DICOM series folder: one case
+        return [CaseInput(p.name or "series", p, False)]
+    raise PerfdeconError(
+        f"{p}: folder holds no .nii/.nii.gz series, no DICOM files and no ISLES18 case_N folders"
+    )
+
+
 def discover_cases(inputs: list[str | Path]) -> list[CaseInput]:
     """The cases named by ``inputs`` (files, folders of NIfTI files, ISLES18 roots), in order.
+
+    With a single input, a problem with it is an error. With several, an input that does not
+    exist or an empty folder becomes a case with :attr:`CaseInput.problem` set (a failed row of
+    the report); so does, inside a folder, a ``.nii``/``.nii.gz`` name that is not a regular
+    file (a FIFO, a broken link) and an ISLES18 ``case_N`` folder without exactly one series.
 
     Raises
     ------
     PerfdeconError
-        An input that does not exist, or a folder with neither NIfTI files nor ``case_N``
-        folders (named in the message).
+        A single input that does not exist, or a folder with neither NIfTI files nor DICOM
+        files nor ``case_N`` folders (named in the message).
     """
     cases: list[CaseInput] = []
+    single = len(inputs) == 1
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
-            subs = sorted(
-                (d for d in p.iterdir() if d.is_dir() and _CASE_RE.match(d.name)),
-                key=lambda d: int(d.name.split("_")[1]),
-            )
-            if subs:
-                cases += [CaseInput(d.name, _isles_series(d), True) for d in subs]
-                continue
-            files = sorted(f for f in p.iterdir() if _is_nifti(f))
-            if files:
-                cases += [CaseInput(_stem(f), f, True) for f in files]
-            elif any(f.is_file() for f in p.iterdir()):  # a DICOM series folder: one case
-                cases.append(CaseInput(p.name or "series", p, False))
+        try:
+            if p.is_dir():
+                cases += _folder_cases(p)
+            elif p.exists() or p.is_symlink():
+                cases.append(CaseInput(_stem(p), p, False))
             else:
-                raise PerfdeconError(
-                    f"{p}: folder holds no .nii/.nii.gz series, no DICOM files and no ISLES18 "
-                    "case_N folders"
-                )
-        elif p.exists():
-            cases.append(CaseInput(_stem(p), p, False))
-        else:
-            raise PerfdeconError(f"{p}: no such file or folder")
+                raise PerfdeconError(f"{p}: no such file or folder")
+        except PerfdeconError as exc:
+            if single:
+                raise
+            cases.append(CaseInput(_stem(p) or "input", p, False, problem=str(exc)))
     seen: dict[str, int] = {}
     unique = []
     for c in cases:  # two inputs with the same stem get _2, _3 ... folders
         n = seen.get(c.name, 0) + 1
         seen[c.name] = n
-        unique.append(c if n == 1 else CaseInput(f"{c.name}_{n}", c.series, c.from_folder))
+        unique.append(c if n == 1 else CaseInput(f"{c.name}_{n}", c.series, c.from_folder,
+                                                 c.problem))
     return unique
 
 
@@ -137,6 +178,11 @@ def _run_one(case: CaseInput, out_root: Path, kwargs: dict[str, Any]) -> CaseOut
     t0 = time.perf_counter()
     row = CaseOutcome(name=case.name, series=str(case.series), status="ok",
                       out=str(out_root / case.name))
+    if case.problem:
+        row.status, row.out = "failed", ""
+        row.error = case.problem if str(case.series) in case.problem else (
+            f"{case.series}: {case.problem}")
+        return row
     try:
         run = run_maps(case.series, out_root / case.name, **kwargs)
         s = run.summary
@@ -153,6 +199,8 @@ def _run_one(case: CaseInput, out_root: Path, kwargs: dict[str, Any]) -> CaseOut
     except Exception as exc:  # noqa: BLE001 - a bug in one case must not stop the batch
         row.status = "failed"
         row.error = f"internal error ({type(exc).__name__}: {exc}); please report it"
+    if row.status != "ok":
+        row.out = ""  # nothing was written for it (the set is whole or absent)
     row.wall_s = round(time.perf_counter() - t0, 3)
     return row
 
