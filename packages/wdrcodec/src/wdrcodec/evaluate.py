@@ -147,6 +147,53 @@ def format_table(rows: list[RateResult], title: str = "") -> str:
     return "\n".join(lines)
 
 
+J2K_LEVELS = range(30, 100, 3)  # OpenJPEG quality targets of the eval plot's anchor curve (dB)
+
+
+def anchor_curves(
+    array: np.ndarray, order: tuple[int, ...], rates: list[float]
+) -> tuple[dict[str, list[tuple[float, float, float]]], str]:
+    """Rate-distortion of the anchors on ``array`` for the eval plot, measured like the WDR rows
+    (:func:`quality` on the coding-order arrays): J2K (OpenJPEG via imagecodecs, slice by slice,
+    single thread) over :data:`J2K_LEVELS`, kept between ``min(rates) / 1.5`` and
+    ``max(rates) * 1.5``, and SPERR-3D at each of ``rates`` (3D arrays). Returns ``(curves,
+    note)``: ``({}, note)`` without imagecodecs, the note saying what is missing."""
+    try:
+        import imagecodecs as ic
+    except ImportError:
+        return {}, "no anchors: imagecodecs not installed (pip install 'wdrcodec[bench]')"
+    ref = np.ascontiguousarray(array.transpose(order))  # (T, Z, Y, X) / (Z, Y, X) / (Y, X)
+    slices = ref.reshape((-1,) + ref.shape[-2:])
+    curves: dict[str, list[tuple[float, float, float]]] = {}
+    notes = []
+    if ic.JPEG2K.available and array.dtype.kind in "ui":
+        lo, hi = min(rates) / 1.5, max(rates) * 1.5
+        pts = []
+        for level in J2K_LEVELS:
+            blobs = [ic.jpeg2k_encode(s, level=level, numthreads=1) for s in slices]
+            rate = sum(len(b) for b in blobs) * 8 / array.size
+            if lo <= rate <= hi:
+                dec = np.stack([ic.jpeg2k_decode(b, numthreads=1) for b in blobs])
+                _, p, _, s, _ = quality(ref, dec.reshape(ref.shape))
+                pts.append((rate, p, s))
+        curves["J2K (OpenJPEG, 2D)"] = pts
+    else:
+        notes.append("no J2K: integer data and imagecodecs with OpenJPEG needed")
+    if ic.SPERR.available and ref.ndim == 3:
+        pts = []
+        lo_v, hi_v = float(array.min()), float(array.max())
+        for bpv in rates:
+            blob = ic.sperr_encode(ref.astype(np.float64), level=bpv, mode="bpp", numthreads=1)
+            dec = ic.sperr_decode(blob, numthreads=1).reshape(ref.shape)
+            dec = np.clip(np.rint(dec), lo_v, hi_v) if array.dtype.kind in "ui" else dec
+            _, p, _, s, _ = quality(ref, dec.astype(array.dtype))
+            pts.append((len(blob) * 8 / array.size, p, s))
+        curves["SPERR-3D"] = pts
+    else:
+        notes.append("no SPERR: 3D arrays and imagecodecs with SPERR needed")
+    return curves, "; ".join(notes)
+
+
 def pictures(
     array: np.ndarray,
     rows: list[RateResult],
@@ -157,22 +204,27 @@ def pictures(
     strip_bpv: float,
     title: str = "",
 ) -> list[Path]:
-    """Write the rate-distortion PNG of ``rows`` (``plot``) and a slice strip of the 3D mode at
-    ``strip_bpv`` (``strip``: the middle slice along the slice axis). Returns the paths."""
+    """Write the rate-distortion PNG of ``rows`` with the anchors of :func:`anchor_curves`
+    (``plot``) and a slice strip of the 3D mode at ``strip_bpv`` (``strip``: the middle slice
+    along the slice axis). Returns the paths."""
     from wdrcodec.codec import axis_order
     from wdrcodec.plots import rd_figure, slice_strip
 
     out = []
+    order = axis_order(array.ndim, axes.get("slice_axis"), axes.get("time_axis"))
     if plot is not None:
         curves: dict[str, list] = {}
         for r in rows:
             if not math.isinf(r.target_bpv):
                 curves.setdefault(f"WDR-{r.mode}", []).append((r.bpv, r.psnr_range, r.ssim))
-        out.append(rd_figure(curves, plot, title))
+        rates = sorted({r.target_bpv for r in rows if not math.isinf(r.target_bpv)})
+        note = ""
+        if rates:
+            anchors, note = anchor_curves(array, order, rates)
+            curves.update(anchors)
+        out.append(rd_figure(curves, plot, "\n".join(t for t in (title, note) if t)))
     if strip is not None:
-        slice_axis, time_axis = axes.get("slice_axis"), axes.get("time_axis")
         dec = decode(encode(array, bpv=strip_bpv, **axes, **options))
-        order = axis_order(array.ndim, slice_axis, time_axis)
         ref4 = array.transpose(order).reshape((-1,) + array.transpose(order).shape[-2:])
         dec4 = dec.transpose(order).reshape(ref4.shape)
         k = ref4.shape[0] // 2

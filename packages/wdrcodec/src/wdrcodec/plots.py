@@ -13,6 +13,8 @@ import numpy as np
 
 # one curve: [(bpv, psnr dB, ssim)]; ssim may be NaN where it was not measured
 Curve = Sequence[tuple[float, float, float]]
+_MARKERS = "os^Dvx*P"
+_DASHES = ["-", "--", "-.", ":"]
 
 
 def _pyplot():
@@ -36,15 +38,23 @@ def rd_figure(curves: Mapping[str, Curve], path: Path, title: str = "") -> Path:
 
     plt = _pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for name, pts in curves.items():
+    for i, (name, pts) in enumerate(curves.items()):
         pts = sorted((float(b), float(p), float(s)) for b, p, s in pts)
         if not pts:
             continue
         b, p, s = (np.array(v) for v in zip(*pts))
-        style = "o-" if len(pts) > 1 else "o"
-        ax1.plot(b, p, style, label=name, ms=4)
+        # a marker and a dash pattern per curve, so identical curves (e.g. MCPD = 3D when
+        # every slice is in the 3D group) stay visible on top of each other
+        kw = {
+            "marker": _MARKERS[i % len(_MARKERS)],
+            "linestyle": _DASHES[i % len(_DASHES)] if len(pts) > 1 else "none",
+            "ms": 7 - 1.2 * (i % 3),
+            "fillstyle": "none" if i % 2 else "full",
+            "label": name,
+        }
+        ax1.plot(b, p, **kw)
         if np.isfinite(s).any():
-            ax2.plot(b[np.isfinite(s)], s[np.isfinite(s)], style, label=name, ms=4)
+            ax2.plot(b[np.isfinite(s)], s[np.isfinite(s)], **kw)
     for ax, label in ((ax1, "PSNR (dB, peak = data range)"), (ax2, "SSIM")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("rate (bits per voxel)")
