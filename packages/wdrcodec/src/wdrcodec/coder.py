@@ -72,7 +72,7 @@ STATUS_BUFFER = 3
 # state: 0 low, 1 range, 2 cache, 3 cache_size, 4 pos, 5 drop-first-byte flag
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _shift_low(st, out):
     low = st[0]
     if low < 0xFF000000 or low > MASK32:
@@ -95,7 +95,7 @@ def _shift_low(st, out):
     st[0] = (low & 0x00FFFFFF) << 8
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _enc_gap(st, out, probs, gap, negative, cb):
     """Encode a gap (digits below its leading 1) and its sign: ``2 * digits + 2`` decisions.
 
@@ -141,7 +141,7 @@ def _enc_gap(st, out, probs, gap, negative, cb):
     st[1] = rng
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _enc_refine(st, out, probs, sigp, smag, count, p, limit):
     """Refinement pass of plane ``p``; returns how many bits were coded before ``limit``."""
     low = st[0]
@@ -178,7 +178,7 @@ def _enc_refine(st, out, probs, sigp, smag, count, p, limit):
     return i
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def wdr_encode(mag, neg, cls, top, nplanes, limit, out):
     """Encode; returns ``(nbytes, planes_started, status)``.
 
@@ -270,7 +270,7 @@ def wdr_encode(mag, neg, cls, top, nplanes, limit, out):
 # state: 0 range, 1 code_lo, 2 code_hi, 3 pos, 4 nbytes
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _dec_gap(st, data, probs, maxgap, cb):
     """Decode a gap and its sign; returns ``(gap, negative)``, gap < 0 on stop (-1/-2).
 
@@ -350,7 +350,79 @@ def _dec_gap(st, data, probs, maxgap, cb):
     return result, sign
 
 
-@njit(cache=True)
+# A gap has at most 2 * 62 + 2 decisions and a decision reads at most 2 bytes (after one the
+# range is >= 2**15: the probability of either outcome is >= 8 / 4096), so with more than
+# FAST_MARGIN bytes left no read of the gap passes the end of the data.
+FAST_MARGIN = 2 * (2 * 62 + 2) + 8
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _decide(rng, code, pos, data, probs, ctx):
+    """One binary decision with a single code register, branchless (the decided bit as a mask,
+    as in :func:`_refine`); returns ``(bit, range, code, pos)``, corrupt when ``code >= range``.
+    The caller guarantees that the renormalisation reads no byte past the end."""
+    pf = probs[ctx]
+    ps = probs[ctx + 1]
+    bound = (rng >> PROB_BITS) * ((pf + ps) >> MIX_SHIFT)
+    bit = np.int64(code >= bound)
+    m = -bit
+    code -= bound & m
+    rng = bound + ((rng - 2 * bound) & m)
+    probs[ctx] = pf + (((P16 - pf) >> FAST) & ~m) - ((pf >> FAST) & m)
+    probs[ctx + 1] = ps + (((P16 - ps) >> SLOW) & ~m) - ((ps >> SLOW) & m)
+    if code < rng:
+        while rng < TOP:
+            rng = rng << 8
+            code = (code << 8) | np.int64(data[pos])
+            pos += 1
+    return bit, rng, code, pos
+
+
+@njit(nogil=True, cache=True)
+def _dec_gap_fast(st, data, probs, maxgap, cb):
+    """:func:`_dec_gap` while at least ``FAST_MARGIN`` bytes are left: same decisions, same
+    results, same stops on corrupt data, with one code register instead of two.
+
+    While no byte past the end has been read the 0x00- and 0xFF-padded registers are equal
+    (the range decoder's ``high`` only departs from ``low`` through padding, or through the
+    clamp to ``range - 1`` that flags corruption), so they always agree and ``low > high``
+    after the clamp is ``low >= range``. Decisions are branchless (:func:`_decide`); the only
+    data-dependent branch is the end of the gap.
+    """
+    rng = st[0]
+    code = st[1]
+    pos = st[3]
+    g = 1
+    t = 0
+    result = 0
+    sign = 0
+    while True:
+        c = t if t < NRUN else NRUN - 1
+        term, rng, code, pos = _decide(rng, code, pos, data, probs, 2 * (C_TERM + cb + c))
+        if code >= rng:
+            result = -2
+            break
+        if term == 1:
+            sign, rng, code, pos = _decide(rng, code, pos, data, probs, 2 * C_SIGN)
+            result = -2 if code >= rng else g
+            break
+        bit, rng, code, pos = _decide(rng, code, pos, data, probs, 2 * (C_BIT + cb + c))
+        if code >= rng:
+            result = -2
+            break
+        g = 2 * g + bit
+        t += 1
+        if g > maxgap:
+            result = -2
+            break
+    st[0] = rng
+    st[1] = code
+    st[2] = code if code < rng else rng - 1  # the clamp of the two-register form
+    st[3] = pos
+    return result, sign
+
+
+@njit(nogil=True, cache=True)
 def decoder_start(data, nbytes):
     """Range-decoder state ``[range, low, high, next byte, nbytes]`` after its first 4 bytes.
 
@@ -374,7 +446,7 @@ def decoder_start(data, nbytes):
     return st
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes, starts):
     """Decode the stream of ``cls.size`` coefficients.
 
@@ -385,6 +457,47 @@ def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes,
     box's first coefficient), ``rec`` is indexed by the coefficient's position in the blocks
     instead of its scan index, which saves the scatter pass. Returns ``(status,
     planes_started)``: 0 complete, 1 truncated, 2 corrupt.
+
+    The work arrays are allocated here; :func:`wdr_decode_ws` takes them from the caller
+    (numpy's large allocations get transparent huge pages, numba's do not: a fresh 4 KiB page
+    costs ~2.5 us to fault in on this machine, ~20 ms for a 64x256x256 float64 array).
+    """
+    n = cls.size
+    return wdr_decode_ws(
+        data,
+        nbytes,
+        cls,
+        top,
+        nplanes,
+        val,
+        kp,
+        neg,
+        rec,
+        scale,
+        boxes,
+        starts,
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int8),
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.uint8),
+        np.zeros(0, dtype=np.float64),
+    )
+
+
+@njit(nogil=True, cache=True)
+def wdr_decode_ws(
+    data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes, starts,
+    ics, sig, sigp, sval, sneg, scan,
+):  # fmt: skip
+    """:func:`wdr_decode` with caller-provided work arrays (contents ignored, ``n`` each):
+    ``ics``/``sig`` int32, ``sigp`` int8, ``sval`` int64, ``sneg`` uint8, and ``scan``, a
+    zero-filled float64 ``(n,)`` scan-order buffer for the scatter path of ``rec`` with
+    ``boxes`` (or empty: allocated when needed). Untouched pages of them are never faulted in.
+
+    The ICS starts as the identity; a chunk's entries are written only when a coefficient first
+    leaves it (``state`` 0 = identity, not stored), so a low-rate decode never writes the
+    ``n``-entry index list of the finest subbands.
     """
     n = cls.size
     if nbytes > data.size:
@@ -394,15 +507,10 @@ def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes,
         return 2, 0
     probs = np.full(2 * NCTX, P16 // 2, dtype=np.int64)
     nch = (n + CHUNK - 1) // CHUNK
-    ics = np.arange(n, dtype=np.int32)
     cnt = np.full(nch, CHUNK, dtype=np.int64)
     cnt[nch - 1] = n - (nch - 1) * CHUNK
-    dirty = np.zeros(nch, dtype=np.uint8)
+    state = np.zeros(nch, dtype=np.uint8)  # 0 identity (not stored), 1 stored, 2 stored + dirty
     nics = n
-    sig = np.empty(n, dtype=np.int32)
-    sigp = np.empty(n, dtype=np.int8)
-    sval = np.empty(n, dtype=np.int64)  # magnitudes in significance order
-    sneg = np.empty(n, dtype=np.uint8)
     nsig = 0
     for k in range(nplanes):
         p = top - k
@@ -413,9 +521,15 @@ def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes,
         c = 0
         start = 0  # ICS position (0-based, start of pass) of chunk c
         while True:
-            gap, s = _dec_gap(st, data, probs, nics + 1 - last, cb)
+            if nbytes - st[3] > FAST_MARGIN:
+                gap, s = _dec_gap_fast(st, data, probs, nics + 1 - last, cb)
+            else:
+                gap, s = _dec_gap(st, data, probs, nics + 1 - last, cb)
             if gap < 0:
-                _finish(sig, sval, sigp, sneg, nsig, p, 0, val, kp, neg, rec, scale, boxes, starts)
+                _finish(
+                    sig, sval, sigp, sneg, nsig, p, 0, val, kp, neg, rec, scale, boxes, starts,
+                    scan,
+                )  # fmt: skip
                 return (1 if gap == -1 else 2), k + 1
             pos = last + gap
             if pos == nics + 1:
@@ -423,10 +537,14 @@ def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes,
             while start + cnt[c] < pos:  # bounded: pos <= nics = sum(cnt)
                 start += cnt[c]
                 c += 1
-            slot = c * CHUNK + (pos - 1 - start)
+            base = c * CHUNK
+            if state[c] == 0:  # identity chunk: store it before its first removal
+                for j in range(base, base + cnt[c]):
+                    ics[j] = j
+            state[c] = 2
+            slot = base + (pos - 1 - start)
             idx = ics[slot]
             ics[slot] = -1  # removed at the end of the pass (positions keep counting it)
-            dirty[c] = 1
             sneg[nsig] = s
             cb = cls[idx] * NRUN
             sig[nsig] = idx
@@ -436,7 +554,7 @@ def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes,
             last = pos
         nics = 0
         for c in range(nch):
-            if dirty[c] == 1:
+            if state[c] == 2:
                 base = c * CHUNK
                 w = base
                 for j in range(base, base + cnt[c]):
@@ -444,11 +562,13 @@ def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes,
                         ics[w] = ics[j]
                         w += 1
                 cnt[c] = w - base
-                dirty[c] = 0
+                state[c] = 1
             nics += cnt[c]
         i, b = _refine(st, data, probs, sigp, sval, nsig_old, p)
         if b < 0:
-            _finish(sig, sval, sigp, sneg, nsig, p, i, val, kp, neg, rec, scale, boxes, starts)
+            _finish(
+                sig, sval, sigp, sneg, nsig, p, i, val, kp, neg, rec, scale, boxes, starts, scan
+            )
             return (1 if b == -1 else 2), k + 1
     _finish(
         sig,
@@ -465,11 +585,12 @@ def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes,
         scale,
         boxes,
         starts,
+        scan,
     )
     return 0, nplanes
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _refine(st, data, probs, sigp, sval, count, p):
     """Refinement pass of plane ``p`` over the first ``count`` significant coefficients.
 
@@ -526,13 +647,13 @@ def _refine(st, data, probs, sigp, sval, count, p):
     return i, status
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _position(idx, boxes, starts):
     """Position in the concatenated blocks of the coefficient with scan index ``idx``."""
     return _pos_in_box(idx, np.searchsorted(starts, idx, side="right") - 1, boxes, starts)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _pos_in_box(idx, b, boxes, starts):
     """:func:`_position` of a coefficient known to lie in scan box ``b``."""
     w = boxes[b, 8] - boxes[b, 7]
@@ -549,21 +670,23 @@ def _pos_in_box(idx, b, boxes, starts):
     )
 
 
-@njit(cache=True)
-def _finish(sig, sval, sigp, sneg, nsig, p_cur, refined, val, kp, neg, rec, scale, boxes, starts):
+@njit(nogil=True, cache=True)
+def _finish(
+    sig, sval, sigp, sneg, nsig, p_cur, refined, val, kp, neg, rec, scale, boxes, starts, scan
+):
     """Scatter significance-ordered results to scan order (or block positions, ``boxes``).
 
     Decoding stopped at plane ``p_cur`` after refining the first ``refined`` old entries:
     those and the entries found at ``p_cur`` are known down to ``p_cur``, the rest to
     ``p_cur + 1``. A magnitude known down to plane ``k`` lies in ``[v, v + 2**k - 1]`` and is
-    reconstructed at its centre ``v + (2**k - 1) / 2``.
+    reconstructed at its centre ``v + (2**k - 1) / 2``. ``scan``: see :func:`wdr_decode_ws`.
     """
     # block positions: computed per coefficient when few are significant (low rates), else
     # through a scan-order array and one sequential scatter (cheaper once most are significant)
     direct = boxes.shape[0] > 0 and 4 * nsig <= sig.size
     target = rec
     if boxes.shape[0] > 0 and not direct and rec.size > 0:
-        target = np.zeros(rec.size, dtype=np.float64)
+        target = scan if scan.size == rec.size else np.zeros(rec.size, dtype=np.float64)
     nb = boxes.shape[0]
     bc = 0  # box of the previous coefficient: scan indices rise inside a plane's pass
     for i in range(nsig):
@@ -706,7 +829,8 @@ def decode_into(
     e8 = np.zeros(0, dtype=np.uint8)
     sizes = (boxes[:, 4] - boxes[:, 3]) * (boxes[:, 6] - boxes[:, 5]) * (boxes[:, 8] - boxes[:, 7])
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    status, _planes = wdr_decode(
+    ws = workspace(n)
+    status, _planes = wdr_decode_ws(
         data,
         nbytes,
         cls,
@@ -719,8 +843,22 @@ def decode_into(
         scale,
         np.ascontiguousarray(boxes),
         starts,
+        *ws,
     )
     return Midpoints(rec, int(status))
+
+
+def workspace(n: int) -> tuple[np.ndarray, ...]:
+    """The work arrays of :func:`wdr_decode_ws` for ``n`` coefficients, allocated by numpy
+    (huge pages where the system offers them; pages are faulted in only where written)."""
+    return (
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int8),
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.uint8),
+        np.zeros(n, dtype=np.float64),
+    )
 
 
 def midpoint(val: np.ndarray, kp: np.ndarray, neg: np.ndarray) -> np.ndarray:
@@ -734,7 +872,7 @@ def midpoint(val: np.ndarray, kp: np.ndarray, neg: np.ndarray) -> np.ndarray:
     return np.where(neg == 1, -rec, rec)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def gather_magnitudes(flat, boxes, scale, mag, neg):
     """Scan the subband ``boxes`` of ``flat`` in order: ``mag = rint(|c| * scale)``, ``neg``.
 
@@ -757,7 +895,7 @@ def gather_magnitudes(flat, boxes, scale, mag, neg):
                     i += 1
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def scatter_values(rec, boxes, out):
     """Inverse of the box scan: ``out[position of coefficient i] = rec[i]``."""
     i = 0
@@ -771,7 +909,7 @@ def scatter_values(rec, boxes, out):
                     i += 1
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def finalize(vol, mean, vmin, vmax):
     """In place: ``vol = clip(rint(vol + mean), vmin, vmax)`` (C-contiguous float64)."""
     v = vol.ravel()
@@ -784,7 +922,7 @@ def finalize(vol, mean, vmin, vmax):
         v[i] = x
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def finalize_to(vol, mean, vmin, vmax, out):
     """:func:`finalize` and the cast to an integer dtype in one pass: ``out`` (C-contiguous,
     same size as ``vol``) ``= clip(rint(vol + mean), vmin, vmax)``; ``vol`` is left as is."""

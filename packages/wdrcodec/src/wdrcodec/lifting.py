@@ -13,12 +13,12 @@ from numba import njit
 from wdrcodec.wavelets import ALPHA, BETA, DELTA, GAMMA, HIGH_SCALE, LOW_SCALE
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _right(i, ns):
     return i + 1 if i + 1 < ns else i
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _lc(i, nd):
     left = i - 1 if i >= 1 else 0
     cur = i if i < nd else nd - 1
@@ -28,7 +28,7 @@ def _lc(i, nd):
 _F4 = "void(float64[:, :, :, :], float64[:, :])"
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _any_nz2(v, i0, i1):
     """True when ``v[i0:i1, :]`` holds a nonzero value."""
     for i in range(i0, i1):
@@ -44,7 +44,7 @@ _I4 = "void(int64[:, :, :, :], int64[:, :])"
 # lifting step stays in cache even when the lifted axis is the slowest one.
 
 
-@njit(_F4, cache=True)
+@njit(_F4, nogil=True, cache=True)
 def _fwd97(v, tmp):
     P, N, Q1, Q2 = v.shape
     ns = (N + 1) // 2
@@ -70,7 +70,7 @@ def _fwd97(v, tmp):
                     v[p, i, a, b] = tmp[i, b] * sc
 
 
-@njit(_I4, cache=True)
+@njit(_I4, nogil=True, cache=True)
 def _fwd53(v, tmp):
     P, N, Q1, Q2 = v.shape
     ns = (N + 1) // 2
@@ -94,7 +94,7 @@ def _fwd53(v, tmp):
                     v[p, i, a, b] = tmp[i, b]
 
 
-@njit(_I4, cache=True)
+@njit(_I4, nogil=True, cache=True)
 def _inv53(v, tmp):
     P, N, Q1, Q2 = v.shape
     ns = (N + 1) // 2
@@ -122,7 +122,7 @@ _F3 = "void(float64[:, :, :], float64[:])"
 _I3 = "void(int64[:, :, :], int64[:])"
 
 
-@njit(_F3, cache=True)
+@njit(_F3, nogil=True, cache=True)
 def _fwd97_lines(v, t):
     """CDF 9/7 along the last (contiguous) axis of ``v`` ``(P, Q, N)``, one line at a time."""
     P, Q, N = v.shape
@@ -146,9 +146,14 @@ def _fwd97_lines(v, t):
                 v[p, q, i] = t[i] * HIGH_SCALE
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _inv97_line(v, t):
-    """Inverse CDF 9/7 of the 1D view ``v`` (``t``: scratch of the same length)."""
+    """Inverse CDF 9/7 of the 1D view ``v`` (``t``: scratch of the same length).
+
+    The low and high halves of ``t`` are separate views (``lo``, ``hi``) so that the compiler
+    sees that a lifting step's output does not alias its inputs and vectorises it (3.5x
+    faster than indexing one array at two offsets); the same operations in the same order.
+    """
     N = v.shape[0]
     ns = (N + 1) // 2
     nd = N // 2
@@ -167,32 +172,35 @@ def _inv97_line(v, t):
                 break
         if not lo_nz:
             return
+    lo = t[:ns]
+    hi = t[ns:N]
     for i in range(ns):
-        t[i] = v[i] / LOW_SCALE
-    for i in range(ns, N):
-        t[i] = v[i] / HIGH_SCALE
+        lo[i] = v[i] / LOW_SCALE
+    for i in range(nd):
+        hi[i] = v[ns + i] / HIGH_SCALE
     for step in range(2):
         coef_d = GAMMA if step == 0 else ALPHA
         coef_s = DELTA if step == 0 else BETA
         if step > 0 or hi_nz:
             # the boundary samples of _lc apart, so the interior loop vectorises
-            t[0] -= coef_s * (t[ns] + t[ns])
+            lo[0] -= coef_s * (hi[0] + hi[0])
             for i in range(1, nd):
-                t[i] -= coef_s * (t[ns + i - 1] + t[ns + i])
+                lo[i] -= coef_s * (hi[i - 1] + hi[i])
             if ns > nd:
-                t[nd] -= coef_s * (t[ns + nd - 1] + t[ns + nd - 1])
+                lo[nd] -= coef_s * (hi[nd - 1] + hi[nd - 1])
         last = nd if ns > nd else nd - 1  # _right(i, ns) == i + 1 below ``last``
         for i in range(last):
-            t[ns + i] -= coef_d * (t[i] + t[i + 1])
+            hi[i] -= coef_d * (lo[i] + lo[i + 1])
         if last < nd:
-            t[ns + last] -= coef_d * (t[last] + t[last])
-    for i in range(ns):
-        v[2 * i] = t[i]
+            hi[last] -= coef_d * (lo[last] + lo[last])
     for i in range(nd):
-        v[2 * i + 1] = t[ns + i]
+        v[2 * i] = lo[i]
+        v[2 * i + 1] = hi[i]
+    if ns > nd:
+        v[2 * nd] = lo[nd]
 
 
-@njit(_F3, cache=True)
+@njit(_F3, nogil=True, cache=True)
 def _inv97_lines(v, t):
     P, Q, N = v.shape
     for p in range(P):
@@ -200,9 +208,31 @@ def _inv97_lines(v, t):
             _inv97_line(v[p, q, :], t)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True, inline="always")
+def _lift_rows(dst, coef, a, b):
+    """``dst -= coef * (a + b)`` on 1D rows (separate views: vectorised)."""
+    for i in range(dst.shape[0]):
+        dst[i] -= coef * (a[i] + b[i])
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _scale_rows(dst, src, factor):
+    """``dst = src * factor`` on 1D rows."""
+    for i in range(dst.shape[0]):
+        dst[i] = src[i] * factor
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _copy_rows(dst, src):
+    """``dst = src`` on 1D rows."""
+    for i in range(dst.shape[0]):
+        dst[i] = src[i]
+
+
+@njit(nogil=True, cache=True)
 def _inv97_slab(v, tmp):
-    """Inverse CDF 9/7 along axis 0 of the 2D view ``v`` ``(N, Q2)`` (``tmp``: ``(N, Q2)``)."""
+    """Inverse CDF 9/7 along axis 0 of the 2D view ``v`` ``(N, Q2)`` (``tmp``: ``(N, Q2)``,
+    its rows contiguous)."""
     N, Q2 = v.shape
     ns = (N + 1) // 2
     nd = N // 2
@@ -212,44 +242,37 @@ def _inv97_slab(v, tmp):
     hi_nz = _any_nz2(v, ns, N)
     if not hi_nz and not _any_nz2(v, 0, ns):
         return
+    lo = tmp[:ns]
+    hi = tmp[ns:N]
     # The load (with the band scaling) and the four lifting steps in one pipelined
     # sweep: at k, s1[k], d1[k-1], s2[k-1], d2[k-2] (each operand is final at that
     # point), so every value gets exactly the operations of the step-by-step form.
+    # Rows are separate 1D views, so every inner loop vectorises.
     for k in range(ns + 2):
         if k < ns:
-            if k == 0:  # s1[0] reads d[0]
-                for b in range(Q2):
-                    tmp[ns, b] = v[ns, b] * (1.0 / HIGH_SCALE)
-            elif k < nd:
-                for b in range(Q2):
-                    tmp[ns + k, b] = v[ns + k, b] * (1.0 / HIGH_SCALE)
-            for b in range(Q2):
-                tmp[k, b] = v[k, b] * (1.0 / LOW_SCALE)
+            if k < nd:
+                _scale_rows(hi[k], v[ns + k], 1.0 / HIGH_SCALE)
+            _scale_rows(lo[k], v[k], 1.0 / LOW_SCALE)
             if hi_nz:
                 left, cur = _lc(k, nd)
-                for b in range(Q2):
-                    tmp[k, b] -= DELTA * (tmp[ns + left, b] + tmp[ns + cur, b])
+                _lift_rows(lo[k], DELTA, hi[left], hi[cur])
         j = k - 1
         if 0 <= j < nd:
-            r = _right(j, ns)
-            for b in range(Q2):
-                tmp[ns + j, b] -= GAMMA * (tmp[j, b] + tmp[r, b])
+            _lift_rows(hi[j], GAMMA, lo[j], lo[_right(j, ns)])
         if 0 <= j < ns:
             left, cur = _lc(j, nd)
-            for b in range(Q2):
-                tmp[j, b] -= BETA * (tmp[ns + left, b] + tmp[ns + cur, b])
+            _lift_rows(lo[j], BETA, hi[left], hi[cur])
         j = k - 2
         if 0 <= j < nd:
-            r = _right(j, ns)
-            for b in range(Q2):
-                tmp[ns + j, b] -= ALPHA * (tmp[j, b] + tmp[r, b])
-    for i in range(N):
-        j = (i >> 1) if (i & 1) == 0 else ns + (i >> 1)
-        for b in range(Q2):
-            v[i, b] = tmp[j, b]
+            _lift_rows(hi[j], ALPHA, lo[j], lo[_right(j, ns)])
+    for i in range(nd):
+        _copy_rows(v[2 * i], lo[i])
+        _copy_rows(v[2 * i + 1], hi[i])
+    if ns > nd:
+        _copy_rows(v[2 * nd], lo[nd])
 
 
-@njit(_F4, cache=True)
+@njit(_F4, nogil=True, cache=True)
 def _inv97(v, tmp):
     P, N, Q1, Q2 = v.shape
     for p in range(P):
@@ -257,7 +280,7 @@ def _inv97(v, tmp):
             _inv97_slab(v[p, :, a, :], tmp)
 
 
-@njit("void(float64[:, :, :], float64[:], float64[:, :])", cache=True)
+@njit("void(float64[:, :, :], float64[:], float64[:, :])", nogil=True, cache=True)
 def _inv97_yx(v, t, tmp):
     """Inverse 9/7 along X then Y of a 3D region ``(Z, Y, X)``, one z-slice at a time (the
     slice stays in cache between the two passes; same operations as two separate passes)."""
@@ -270,7 +293,99 @@ def _inv97_yx(v, t, tmp):
             _inv97_slab(v[p], tmp)
 
 
-@njit(_I3, cache=True)
+# ----------------------------------------------------------------------------- inverse 9/7 on
+# a box of a C-contiguous array. The kernels above take the region as a view of any layout
+# ('A'), whose rows numba cannot prove contiguous, so their loops do not vectorise (2x slower).
+# These take a C-contiguous parent and the box ``[:n0, :n1, :n2]``; every row they touch,
+# ``v3[p, q, :n2]``, is typed contiguous. Same operations in the same order as the kernels above.
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _row(v3, axis, fixed, k, nq):
+    """Row ``k`` along ``axis`` (0 or 1) of the slab ``fixed`` of the box: a contiguous view."""
+    if axis == 1:
+        return v3[fixed, k, :nq]
+    return v3[k, fixed, :nq]
+
+
+@njit(nogil=True, cache=True)
+def _any_nz_rows(v3, axis, fixed, i0, i1, nq):
+    """True when a row ``i0 <= k < i1`` of the slab holds a nonzero value."""
+    for k in range(i0, i1):
+        r = _row(v3, axis, fixed, k, nq)
+        for b in range(nq):
+            if r[b] != 0.0:
+                return True
+    return False
+
+
+@njit(nogil=True, cache=True)
+def _inv97_rows(v3, axis, fixed, N, nq, tmp):
+    """:func:`_inv97_slab` of the slab of ``N`` rows of ``nq`` values along ``axis`` at
+    ``fixed`` (``tmp``: C-contiguous ``(N, nq)``, so that its rows are typed contiguous)."""
+    ns = (N + 1) // 2
+    nd = N // 2
+    hi_nz = _any_nz_rows(v3, axis, fixed, ns, N, nq)
+    if not hi_nz and not _any_nz_rows(v3, axis, fixed, 0, ns, nq):
+        return
+    lo = tmp[:ns]
+    hi = tmp[ns:N]
+    for k in range(ns + 2):
+        if k < ns:
+            if k < nd:
+                _scale_rows(hi[k], _row(v3, axis, fixed, ns + k, nq), 1.0 / HIGH_SCALE)
+            _scale_rows(lo[k], _row(v3, axis, fixed, k, nq), 1.0 / LOW_SCALE)
+            if hi_nz:
+                left, cur = _lc(k, nd)
+                _lift_rows(lo[k], DELTA, hi[left], hi[cur])
+        j = k - 1
+        if 0 <= j < nd:
+            _lift_rows(hi[j], GAMMA, lo[j], lo[_right(j, ns)])
+        if 0 <= j < ns:
+            left, cur = _lc(j, nd)
+            _lift_rows(lo[j], BETA, hi[left], hi[cur])
+        j = k - 2
+        if 0 <= j < nd:
+            _lift_rows(hi[j], ALPHA, lo[j], lo[_right(j, ns)])
+    for i in range(nd):
+        _copy_rows(_row(v3, axis, fixed, 2 * i, nq), lo[i])
+        _copy_rows(_row(v3, axis, fixed, 2 * i + 1, nq), hi[i])
+    if ns > nd:
+        _copy_rows(_row(v3, axis, fixed, 2 * nd, nq), lo[nd])
+
+
+@njit(nogil=True, cache=True)
+def inv97_box_lines(v3, n0, n1, n2, t):
+    """Inverse 9/7 along axis 2 of the box ``v3[:n0, :n1, :n2]`` (``v3`` C-contiguous)."""
+    for p in range(n0):
+        for q in range(n1):
+            _inv97_line(v3[p, q, :n2], t)
+
+
+@njit(nogil=True, cache=True)
+def inv97_box_axis(v3, axis, n0, n1, n2, tmp):
+    """Inverse 9/7 along ``axis`` (0 or 1) of the box ``v3[:n0, :n1, :n2]``; ``tmp``
+    ``(n_axis, n2)`` C-contiguous."""
+    if axis == 1:
+        for p in range(n0):
+            _inv97_rows(v3, 1, p, n1, n2, tmp)
+    else:
+        for a in range(n1):
+            _inv97_rows(v3, 0, a, n0, n2, tmp)
+
+
+@njit(nogil=True, cache=True)
+def inv97_box_yx(v3, n0, n1, n2, t, tmp):
+    """:func:`_inv97_yx` of the box ``v3[:n0, :n1, :n2]``: X then Y, one z-slice at a time."""
+    for p in range(n0):
+        if n2 >= 2:
+            for q in range(n1):
+                _inv97_line(v3[p, q, :n2], t)
+        if n1 >= 2:
+            _inv97_rows(v3, 1, p, n1, n2, tmp)
+
+
+@njit(_I3, nogil=True, cache=True)
 def _fwd53_lines(v, t):
     P, Q, N = v.shape
     ns = (N + 1) // 2
@@ -290,7 +405,7 @@ def _fwd53_lines(v, t):
                 v[p, q, i] = t[i]
 
 
-@njit(_I3, cache=True)
+@njit(_I3, nogil=True, cache=True)
 def _inv53_lines(v, t):
     P, Q, N = v.shape
     ns = (N + 1) // 2
@@ -324,10 +439,44 @@ _KERNELS = {
 }
 
 
+def c_parent(region: np.ndarray) -> np.ndarray | None:
+    """A C-contiguous array whose box ``[:n0, :n1, :n2]`` is the 3D ``region`` (itself when it
+    is C-contiguous; for a leading sub-box view of a C-contiguous array, that array's leading
+    slices, checked to lie inside the memory ``region`` views), or None."""
+    if region.flags.c_contiguous:
+        return region
+    item = region.itemsize
+    sz, sy, sx = region.strides
+    n0, n1, n2 = region.shape
+    if sx != item or sy % item or sz % sy or sy < n2 * item or sz < n1 * sy:
+        return None
+    owner = region
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    if not (owner.flags.c_contiguous or owner.flags.f_contiguous):
+        return None
+    start = region.__array_interface__["data"][0]
+    lo = owner.__array_interface__["data"][0]
+    if start < lo or start + n0 * sz > lo + owner.nbytes:
+        return None
+    shape = (n0, sz // sy, sy // item)
+    parent = np.lib.stride_tricks.as_strided(region, shape=shape, strides=(sz, sy, item))
+    return parent if parent.flags.c_contiguous else None
+
+
 def lift_region(region: np.ndarray, axis: int, lossless: bool, forward: bool) -> None:
     """Lift a 3D ``region`` (a view, float64 or int64) along ``axis`` in place."""
     if region.shape[axis] < 2:
         return
+    if not lossless and not forward and region.dtype == np.float64:
+        parent = c_parent(region)
+        if parent is not None:
+            n0, n1, n2 = region.shape
+            if axis == 2:
+                inv97_box_lines(parent, n0, n1, n2, np.empty(n2))
+            else:
+                inv97_box_axis(parent, axis, n0, n1, n2, np.empty((region.shape[axis], n2)))
+            return
     if axis == 2:  # contiguous lines
         _LINES[(lossless, forward)](region, np.empty(region.shape[2], dtype=region.dtype))
         return
@@ -339,6 +488,11 @@ def lift_region(region: np.ndarray, axis: int, lossless: bool, forward: bool) ->
 def inverse_yx(region: np.ndarray) -> None:
     """Inverse CDF 9/7 of a 3D float64 ``region`` along axis 2 then axis 1, in place (the same
     values as ``lift_region`` along 2 then 1, with one pass over memory instead of two)."""
+    parent = c_parent(region)
+    if parent is not None:
+        n0, n1, n2 = region.shape
+        inv97_box_yx(parent, n0, n1, n2, np.empty(n2), np.empty((n1, n2)))
+        return
     _inv97_yx(
         region,
         np.empty(region.shape[2], dtype=np.float64),
