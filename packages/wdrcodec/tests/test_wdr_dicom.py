@@ -11,7 +11,7 @@ from wdrcodec.cli import main
 pydicom = pytest.importorskip("pydicom")
 
 
-def _write_series(folder, vol, *, signed=False):
+def _write_series(folder, vol, *, signed=False, **extra):
     """One file per slice (Z, Y, X), slices 3 mm apart along +z, shuffled file names."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -43,6 +43,8 @@ def _write_series(folder, vol, *, signed=False):
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
         ds.PixelRepresentation = 1 if signed else 0
         ds.PixelData = vol[z].tobytes()
+        for keyword, value in extra.items():
+            setattr(ds, keyword, value)
         ds.save_as(str(name), enforce_file_format=True)
     return uids
 
@@ -93,6 +95,40 @@ def test_lossy_decode_is_a_new_derived_series(tmp_path, series):
         assert d.LossyImageCompression == "01" and d.ImageType[0] == "DERIVED"
         assert d.LossyImageCompressionMethod == "WDR_3D"
         assert float(d.LossyImageCompressionRatio) == pytest.approx(16 / 3, rel=0.05)
+        assert d.DerivationCodeSequence[0].CodeValue == "113040"
+        src = d.SourceImageSequence[0]
+        assert src.ReferencedSOPClassUID == d.SOPClassUID
+        assert src.PurposeOfReferenceCodeSequence[0].CodeValue == "121320"
+    # each derived slice references the original instance at its own position
+    assert [d.SourceImageSequence[0].ReferencedSOPInstanceUID for d in files] == uids
+
+
+def test_lossy_decode_of_a_lossy_source_extends_its_history(tmp_path, smooth_volume):
+    """PS3.3 C.7.6.1.1.5: once 01, always 01; one ratio and one method per lossy step."""
+    vol = (smooth_volume[:4] % 4096).astype(np.uint16)
+    folder = tmp_path / "in"
+    _write_series(
+        folder,
+        vol,
+        LossyImageCompression="01",
+        LossyImageCompressionRatio="2.5",
+        LossyImageCompressionMethod="ISO_10918_1",
+    )
+    wdr = tmp_path / "s.wdr"
+    assert main(["encode", str(folder), str(wdr), "--lossless"]) == 0
+    exact = tmp_path / "exact"
+    assert main(["decode", str(wdr), str(exact), "--format", "dicom", "--quiet"]) == 0
+    d = _read_sorted(exact)[0][0]
+    assert d.LossyImageCompressionRatio == 2.5 and d.LossyImageCompressionMethod == "ISO_10918_1"
+    out = tmp_path / "out"
+    assert main(["decode", str(wdr), str(out), "--format", "dicom", "--bpv", "3", "--quiet"]) == 0
+    for d in _read_sorted(out)[0]:
+        assert d.LossyImageCompression == "01"
+        assert list(d.LossyImageCompressionMethod) == ["ISO_10918_1", "WDR_3D"]
+        assert float(d.LossyImageCompressionRatio[0]) == 2.5
+        assert float(d.LossyImageCompressionRatio[1]) > 1
+        code = d.SourceImageSequence[0].PurposeOfReferenceCodeSequence[0].CodeValue
+        assert code == "121322"  # the source is not an uncompressed predecessor
 
 
 def test_dicom_output_needs_dicom_attributes(tmp_path, smooth_volume, capsys):

@@ -15,7 +15,11 @@ as a whole (:func:`medshared.io.outputs.output_set`). UID policy:
   Reference/patient attributes kept, ``ImageType`` value 1 ``DERIVED``, and the Lossy Image
   Compression attributes set: ``LossyImageCompression`` ``01``, ``LossyImageCompressionRatio``
   (original stored bytes / ``.wdr`` bytes used) and ``LossyImageCompressionMethod`` ``WDR_3D``
-  (not a defined term of the standard: no DICOM transfer syntax carries WDR).
+  (not a defined term of the standard: no DICOM transfer syntax carries WDR), appended to the
+  source's own ratios and methods when it was already lossy compressed (one value per
+  successive lossy step); ``DerivationCodeSequence`` (113040, DCM, "Lossy Compression") and
+  ``SourceImageSequence`` referencing the source instance (purpose 121320 "Uncompressed
+  predecessor", or 121322 when the source was itself lossy).
 
 The pixel module is rewritten from the decoded array: Rows/Columns, Bits Allocated/Stored, High
 Bit, Pixel Representation, Samples per Pixel 1 and the pixel data in the original stored
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +91,51 @@ def _stored_values(vol: np.ndarray, ds) -> tuple[np.ndarray, int, int]:
     return np.clip(vol, info.min, info.max).astype(dtype), bits, signed
 
 
+def _values(ds, keyword: str) -> list[str]:
+    """The values of a possibly multi-valued attribute as strings (``[]`` when absent)."""
+    v = ds.get(keyword)
+    if v is None or v == "":
+        return []
+    if isinstance(v, str) or not isinstance(v, Sequence):
+        return [str(v)]
+    return [str(x) for x in v]
+
+
+def _code(pydicom, value: str, meaning: str):
+    item = pydicom.Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
+    return item
+
+
+def _mark_lossy(pydicom, ds, ratio: float, sop_uid: str, series_uid: str) -> None:
+    """Make ``ds`` the lossy derived image of itself (PS3.3 C.7.6.1.1.5, C.7.6.1.1.3): new
+    instance in a new series, ``DERIVED``, the lossy compression history extended (one ratio and
+    one method per successive lossy compression, in order), the source instance referenced."""
+    earlier = str(ds.get("LossyImageCompression", "")) == "01"
+    ratios = _values(ds, "LossyImageCompressionRatio") if earlier else []
+    methods = _values(ds, "LossyImageCompressionMethod") if earlier else []
+    source = pydicom.Dataset()
+    source.ReferencedSOPClassUID = getattr(ds, "SOPClassUID", "1.2.840.10008.5.1.4.1.1.7")
+    source.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+    source.PurposeOfReferenceCodeSequence = [
+        _code(pydicom, "121322", "Source image for image processing operation")
+        if earlier  # the source is itself lossy: not an uncompressed predecessor
+        else _code(pydicom, "121320", "Uncompressed predecessor")
+    ]
+    ds.SourceImageSequence = [source]
+    ds.DerivationCodeSequence = [_code(pydicom, "113040", "Lossy Compression")]
+    ds.SOPInstanceUID = sop_uid
+    ds.SeriesInstanceUID = series_uid
+    kind = list(getattr(ds, "ImageType", ["ORIGINAL", "PRIMARY"]))
+    ds.ImageType = ["DERIVED", *kind[1:]] if kind else ["DERIVED", "PRIMARY"]
+    ds.LossyImageCompression = "01"
+    new_ratios = [*ratios, f"{ratio:.4g}"[:16]]
+    new_methods = [*methods, LOSSY_METHOD]
+    ds.LossyImageCompressionRatio = new_ratios if len(new_ratios) > 1 else new_ratios[0]
+    ds.LossyImageCompressionMethod = new_methods if len(new_methods) > 1 else new_methods[0]
+    ds.DerivationDescription = "lossy WDR (wdrcodec) decode"[:1024]
+
+
 def write_series(
     folder: Path,
     array_xyz: np.ndarray,
@@ -131,14 +181,7 @@ def write_series(
                 ds.PhotometricInterpretation = "MONOCHROME2"
             ds.PixelData = values.tobytes()
             if not exact:
-                ds.SOPInstanceUID = generate_uid()
-                ds.SeriesInstanceUID = series_uid
-                kind = list(getattr(ds, "ImageType", ["ORIGINAL", "PRIMARY"]))
-                ds.ImageType = ["DERIVED", *kind[1:]] if kind else ["DERIVED", "PRIMARY"]
-                ds.LossyImageCompression = "01"
-                ds.LossyImageCompressionRatio = f"{ratio:.4g}"[:16]
-                ds.LossyImageCompressionMethod = LOSSY_METHOD
-                ds.DerivationDescription = "lossy WDR (wdrcodec) decode"[:1024]
+                _mark_lossy(pydicom, ds, ratio, generate_uid(), series_uid)
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = getattr(ds, "SOPClassUID", "1.2.840.10008.5.1.4.1.1.7")
             meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
