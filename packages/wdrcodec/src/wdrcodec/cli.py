@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", type=Path, default=None, help="also write the rows as JSON (default: none)"
     )
     add_config_arguments(
-        ev, EncodeConfig, exclude=("bpv", "psnr", "psnr_range", "lossless", "mode")
+        ev, EncodeConfig, exclude=("bpv", "psnr", "psnr_range", "lossless", "mode", "wavelet")
     )
     ev.set_defaults(func=cmd_eval)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from wdrcodec import coder, streams
+from wdrcodec.biorthogonal import BUILTIN as BUILTIN_WAVELET
 from wdrcodec.config import DEFAULT_MAX_VOXELS, DecodeConfig, EncodeConfig
 from wdrcodec.container import (
     DTYPE_CODES,
@@ -188,14 +189,29 @@ def _grouping(q4: np.ndarray, mode: str, threshold: float, norm: str, pool: Pool
 
 
 def _coefficients(
-    q4: np.ndarray, lay: Layout, lossless: bool, packet: bool, mean: float, pool: Pool
+    q4: np.ndarray,
+    lay: Layout,
+    lossless: bool,
+    packet: bool,
+    mean: float,
+    pool: Pool,
+    wavelet: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Transform every block; returns scan-ordered ``(magnitudes int64, negative uint8)``."""
+    """Transform every block; returns scan-ordered ``(magnitudes int64, negative uint8)``
+    (``wavelet``: a PyWavelets wavelet for the lossy transform, None the built-in CDF 9/7)."""
     flat = np.empty(lay.n, dtype=np.int64 if lossless else np.float64)
     for blk in lay.blocks:
         data = q4[blk.t, blk.z].astype(np.int64 if lossless else np.float64)
         data -= int(mean) if lossless else mean
-        c = forward(data, blk.lv, lossless, packet and blk.lv[0] > 0, copy=False, pool=pool)
+        c = forward(
+            data,
+            blk.lv,
+            lossless,
+            packet and blk.lv[0] > 0,
+            False,
+            pool,
+            None if lossless else wavelet,
+        )
         flat[blk.offset : blk.offset + blk.size] = c.ravel()
     mag = np.empty(lay.n, dtype=np.int64)
     neg = np.empty(lay.n, dtype=np.uint8)
@@ -206,20 +222,27 @@ def _coefficients(
     return mag, neg
 
 
-def _synthesis(flat: np.ndarray, lay: Layout, shape4, lossless: bool, packet: bool, pool: Pool):
+def _synthesis(
+    flat: np.ndarray,
+    lay: Layout,
+    shape4,
+    lossless: bool,
+    packet: bool,
+    pool: Pool,
+    wavelet: str | None = None,
+):
     """Inverse-transform the concatenated block coefficients into a ``(T, Z, Y, X)`` volume
     (float64, mean not yet added). ``flat`` is overwritten."""
+    wv = None if lossless else wavelet
     if len(lay.blocks) == 1 and np.array_equal(lay.blocks[0].z, np.arange(shape4[1])):
         blk = lay.blocks[0]  # the usual 3D case: one block holding every slice in order
         c = flat.reshape(blk.shape)
-        rec = inverse(c, blk.lv, lossless, packet and blk.lv[0] > 0, copy=False, pool=pool)
+        rec = inverse(c, blk.lv, lossless, packet and blk.lv[0] > 0, False, pool, wv)
         return np.asarray(rec, dtype=np.float64).reshape(shape4)
     out = np.empty(shape4, dtype=np.float64)
     for blk in lay.blocks:
         c = flat[blk.offset : blk.offset + blk.size].reshape(blk.shape)
-        out[blk.t, blk.z] = inverse(
-            c, blk.lv, lossless, packet and blk.lv[0] > 0, copy=False, pool=pool
-        )
+        out[blk.t, blk.z] = inverse(c, blk.lv, lossless, packet and blk.lv[0] > 0, False, pool, wv)
     return out
 
 
@@ -236,17 +259,22 @@ def _volume_layouts(shape4, grouping: np.ndarray, levels: int, packet: bool) -> 
 
 
 def _budget_payload(
-    budget: int, n_group_bits: int, has_affine: bool, mlen: int | None, n_streams: int = 0
+    budget: int,
+    n_group_bits: int,
+    has_affine: bool,
+    mlen: int | None,
+    n_streams: int = 0,
+    wavelet: str | None = None,
 ) -> int:
     """Payload bytes so that header + payload == ``budget`` (CRC table depends on payload)."""
     nb = 0
     for _ in range(8):
-        p = budget - header_size(n_group_bits, nb, has_affine, mlen, n_streams)
+        p = budget - header_size(n_group_bits, nb, has_affine, mlen, n_streams, wavelet)
         nb_new = block_layout(max(p, 0))[1]
         if nb_new <= nb:
             break
         nb = nb_new
-    return budget - header_size(n_group_bits, nb, has_affine, mlen, n_streams)
+    return budget - header_size(n_group_bits, nb, has_affine, mlen, n_streams, wavelet)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -339,6 +367,7 @@ def _encode_internal(a, a4, cfg: EncodeConfig, order, spacing, affine, metadata,
     q4, step, offset, qerr = _quantise(a4, cfg.float_step, name)
     grouping = _grouping(q4, cfg.mode, cfg.mcpd_threshold, cfg.mcpd_norm, pool)
     lossless = cfg.lossless
+    wavelet = None if cfg.wavelet == BUILTIN_WAVELET else cfg.wavelet
     # a 4D series of volumes big enough to be worth it: one stream per volume (format 3)
     split_streams = q4.shape[0] > 1 and q4[0].size >= MIN_STREAM_VOXELS
     lay = None if split_streams else make_layout(q4.shape, grouping, cfg.levels, cfg.packet)
@@ -346,12 +375,14 @@ def _encode_internal(a, a4, cfg: EncodeConfig, order, spacing, affine, metadata,
     if split_streams:
         lays = _volume_layouts(q4.shape, grouping, cfg.levels, cfg.packet)
         coefs = pool.map(
-            lambda t: _coefficients(q4[t : t + 1], lays[t], lossless, cfg.packet, mean, SERIAL),
+            lambda t: _coefficients(
+                q4[t : t + 1], lays[t], lossless, cfg.packet, mean, SERIAL, wavelet
+            ),
             range(q4.shape[0]),
         )
         mmax = max(int(m.max()) for m, _ in coefs)
     else:
-        mag, neg = _coefficients(q4, lay, lossless, cfg.packet, mean, pool)
+        mag, neg = _coefficients(q4, lay, lossless, cfg.packet, mean, pool, wavelet)
         mmax = int(mag.max())
     top = int(mmax).bit_length() - 1 if mmax > 0 else 0
     header = Header(
@@ -377,13 +408,14 @@ def _encode_internal(a, a4, cfg: EncodeConfig, order, spacing, affine, metadata,
         affine=affine,
         meta=None if metadata is None else bytes(metadata),
         coder=cfg.coder,
+        wavelet=wavelet,
     )
     nvox = a.size
     if cfg.bpv is not None:
         budget = int(math.floor(cfg.bpv * nvox / 8))
         mlen = None if metadata is None else len(metadata)
         nstr = q4.shape[0] if split_streams else 0
-        limit = _budget_payload(budget, grouping.size, affine is not None, mlen, nstr)
+        limit = _budget_payload(budget, grouping.size, affine is not None, mlen, nstr, wavelet)
         if limit < 1:
             raise WdrError(
                 f"--bpv {cfg.bpv:g} gives {budget} bytes for {name}, less than the "
@@ -530,13 +562,13 @@ def _reconstruct_internal(
             flat, status = _decode_flat(parts[t], h, lays[t])
             if status == coder.STATUS_CORRUPT:
                 return status
-            vol = _synthesis(flat, lays[t], vshape, h.lossless, h.packet, SERIAL)
+            vol = _synthesis(flat, lays[t], vshape, h.lossless, h.packet, SERIAL, h.wavelet)
             _finish(vol, h, out[t : t + 1], SERIAL)
             return status
 
         return out, _combine(pool.map(one, range(shape4[0])))
     flat, status = _decode_flat(payload, h, lay)
-    vol = _synthesis(flat, lay, shape4, h.lossless, h.packet, pool)
+    vol = _synthesis(flat, lay, shape4, h.lossless, h.packet, pool, h.wavelet)
     _finish(vol, h, out, pool)
     return out, status
 

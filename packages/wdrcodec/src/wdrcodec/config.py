@@ -39,6 +39,7 @@ MIN_PSNR, MAX_PSNR = 1e-12, 1000.0  # dB
 MIN_FLOAT_STEP, MAX_FLOAT_STEP = 1e-30, 1e38  # input units (float32 spans ~1e-38..3.4e38)
 MIN_MEMORY_GIB, MAX_MEMORY_GIB = 1e-6, 1e6  # GiB
 MAX_THREADS = 1024
+BUILTIN_WAVELET = "cdf97"  # the built-in lifting CDF 9/7 (wdrcodec.lifting)
 THREADS_HELP = (
     "worker threads inside one file: the volumes of a 4D series and the slabs of every "
     "wavelet pass run on them (count; 0: every core this process may use, divided by --jobs; "
@@ -140,11 +141,24 @@ class EncodeConfig:
             "max": MAX_FLOAT_STEP,
         },
     )
+    wavelet: str = field(
+        default=BUILTIN_WAVELET,
+        metadata={
+            "help": "wavelet of the lossy mode: cdf97 (built-in lifting CDF 9/7) or a PyWavelets "
+            "biorthogonal wavelet, bior1.1 ... bior6.8 or rbio1.1 ... rbio6.8 (needs "
+            "wdrcodec[wavelets]; the lossless mode always uses the integer LeGall 5/3)"
+        },
+    )
     threads: int = field(default=0, metadata={"help": THREADS_HELP, "min": 0, "max": MAX_THREADS})
 
     def __post_init__(self) -> None:
         for f in fields(self):
             check_value(f.name, getattr(self, f.name), f.metadata)
+        if self.lossless and self.wavelet != BUILTIN_WAVELET:
+            raise WdrError(
+                f"--wavelet {self.wavelet} and --lossless: the lossless mode always uses the "
+                "integer LeGall 5/3; give --wavelet with --bpv or --psnr"
+            )
         if self.bpv is not None and self.psnr is not None:
             raise WdrError("--bpv and --psnr: give at most one of them")
         if self.psnr is not None and self.lossless:
@@ -201,6 +215,11 @@ def check_value(name: str, value: Any, meta: Any) -> None:
         return
     opt = _opt(name)
     if isinstance(value, str):
+        if name == "wavelet":
+            from wdrcodec.biorthogonal import check_wavelet
+
+            check_wavelet(value)
+            return
         allowed = {
             "mode": MODES,
             "mcpd_norm": NORMS,

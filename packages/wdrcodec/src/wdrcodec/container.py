@@ -322,6 +322,10 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
         if not 1 <= wlen <= MAX_WAVELET_NAME or len(raw) != wlen or not raw.isascii():
             raise WdrError(f"{name}: corrupted header (wavelet name)")
         wname = raw.decode("ascii")
+        from wdrcodec.biorthogonal import PYWT_WAVELETS
+
+        if wname not in PYWT_WAVELETS:
+            raise WdrError(f"{name}: corrupted header (unknown wavelet {wname!r})")
     size = header_size(n_vol * n_sl, n_blocks, has_aff, mlen, nstr, wname)
     if hlen != size - FIXED_SIZE + fixed.size:
         raise WdrError(f"{name}: corrupted header (length does not match its fields)")

@@ -125,20 +125,22 @@ def forward(
     packet: bool,
     copy: bool = True,
     pool: Pool | None = None,
+    wavelet: str | None = None,
 ) -> np.ndarray:
     """Decompose a ``(Z, Y, X)`` block; float64 (CDF 9/7) or int64 (LeGall 5/3) output.
 
     With ``copy=False`` a C-contiguous input of the output dtype is transformed in place. With a
     :class:`wdrcodec.parallel.Pool` every lifting pass runs GIL-free, split over its threads
-    (same values, see :mod:`wdrcodec.parallel`).
+    (same values, see :mod:`wdrcodec.parallel`). ``wavelet`` (lossy only): a PyWavelets
+    biorthogonal wavelet instead of the built-in CDF 9/7 (:mod:`wdrcodec.biorthogonal`).
     """
     dt = np.int64 if lossless else np.float64
     out = np.array(block, dtype=dt) if copy else np.ascontiguousarray(block, dtype=dt)
     if packet and lv[0] > 0:
-        _dyadic_forward(out, (lv[0], 0, 0), lossless, pool)
-        _dyadic_forward(out, (0, lv[1], lv[2]), lossless, pool)
+        _dyadic_forward(out, (lv[0], 0, 0), lossless, pool, wavelet)
+        _dyadic_forward(out, (0, lv[1], lv[2]), lossless, pool, wavelet)
     else:
-        _dyadic_forward(out, lv, lossless, pool)
+        _dyadic_forward(out, lv, lossless, pool, wavelet)
     return out
 
 
@@ -149,34 +151,48 @@ def inverse(
     packet: bool,
     copy: bool = True,
     pool: Pool | None = None,
+    wavelet: str | None = None,
 ) -> np.ndarray:
-    """Inverse of :func:`forward` (``copy=False``: in place when possible; ``pool`` as there)."""
+    """Inverse of :func:`forward` (``copy=False``: in place when possible; ``pool`` and
+    ``wavelet`` as there)."""
     dt = np.int64 if lossless else np.float64
     out = np.array(coef, dtype=dt) if copy else np.ascontiguousarray(coef, dtype=dt)
     if packet and lv[0] > 0:
-        _dyadic_inverse(out, (0, lv[1], lv[2]), lossless, pool)
-        _dyadic_inverse(out, (lv[0], 0, 0), lossless, pool)
+        _dyadic_inverse(out, (0, lv[1], lv[2]), lossless, pool, wavelet)
+        _dyadic_inverse(out, (lv[0], 0, 0), lossless, pool, wavelet)
     else:
-        _dyadic_inverse(out, lv, lossless, pool)
+        _dyadic_inverse(out, lv, lossless, pool, wavelet)
     return out
 
 
-def _dyadic_forward(arr: np.ndarray, lv, lossless: bool, pool: Pool | None) -> None:
+def _dyadic_forward(arr: np.ndarray, lv, lossless: bool, pool: Pool | None, wavelet=None) -> None:
     if pool is not None:
         from wdrcodec import parallel
+    if wavelet is not None and not lossless:
+        from wdrcodec.biorthogonal import forward_axis
     for _level, axes, cur in _dyadic_steps(arr.shape, lv):
         region = arr[: cur[0], : cur[1], : cur[2]]
         for a in axes:
-            if pool is None:
+            if wavelet is not None and not lossless:
+                region[...] = forward_axis(region, a, wavelet)
+            elif pool is None:
                 lift_region(region, a, lossless, True)
             else:
                 parallel.lift_region(region, a, lossless, True, pool)
 
 
-def _dyadic_inverse(arr: np.ndarray, lv, lossless: bool, pool: Pool | None) -> None:
+def _dyadic_inverse(arr: np.ndarray, lv, lossless: bool, pool: Pool | None, wavelet=None) -> None:
     if pool is not None:
         from wdrcodec import parallel
     steps = list(_dyadic_steps(arr.shape, lv))
+    if wavelet is not None and not lossless:
+        from wdrcodec.biorthogonal import inverse_axis
+
+        for _level, axes, cur in reversed(steps):
+            region = arr[: cur[0], : cur[1], : cur[2]]
+            for a in axes[::-1]:
+                region[...] = inverse_axis(region, a, wavelet)
+        return
     for _level, axes, cur in reversed(steps):
         region = arr[: cur[0], : cur[1], : cur[2]]
         rev = axes[::-1]

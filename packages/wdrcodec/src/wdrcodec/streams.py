@@ -68,10 +68,9 @@ def plane_costs(mag: np.ndarray, top: int, nplanes: int) -> np.ndarray:
     significant.
     """
     n = mag.size
-    bl = np.zeros(n, dtype=np.int64)
-    nz = mag > 0
-    bl[nz] = np.floor(np.log2(mag[nz])).astype(np.int64) + 1  # magnitude >= 2**p iff bl > p
-    hist = np.bincount(bl, minlength=top + 2)[: top + 2] if n else np.zeros(top + 2, np.int64)
+    # bit length (magnitude >= 2**p iff bl > p): frexp's exponent, exact below 2**53
+    bl = np.frexp(mag.astype(np.float64))[1]
+    hist = np.bincount(bl.ravel(), minlength=top + 2)[: top + 2] if n else np.zeros(top + 2, int)
     ge = np.cumsum(hist[::-1])[::-1]  # ge[b] = count(bl >= b)
     planes = top - np.arange(nplanes)
     sig_after = ge[np.minimum(planes + 1, top + 1)]  # count(mag >= 2**p)
