@@ -163,9 +163,12 @@ def test_every_context_subset_round_trips_and_changes_the_stream():
     assert len(streams) == 6  # each context changes what is coded
     # the default kernels are the F_ALL ones
     full = f.encode_coefficients(mag, neg, lay.boxes, lay.box_class, top, top + 1, None)
-    assert full.payload == f.encode_coefficients(
-        mag, neg, lay.boxes, lay.box_class, top, top + 1, None, f.F_ALL
-    ).payload
+    assert (
+        full.payload
+        == f.encode_coefficients(
+            mag, neg, lay.boxes, lay.box_class, top, top + 1, None, f.F_ALL
+        ).payload
+    )
 
 
 def test_measured_context_gains(dipy_volume):

@@ -86,29 +86,21 @@ F_ALL = F_NBR | F_PARENT | F_CHILD | F_REFCTX
 
 
 @njit(cache=True, nogil=True)
-def _adapt(probs, ctx, bit):
-    """Update context ``ctx``'s two estimators (shifts FAST and SLOW) after ``bit``."""
+def _encode_bit(st, out, probs, ctx, bit):
+    """One adaptive binary decision (encoder); ``st``: low, range, cache, cache_size, pos, drop."""
     c = 2 * ctx
     pf = probs[c]
     ps = probs[c + 1]
+    bound = (st[1] >> PROB_BITS) * ((pf + ps) >> MIX_SHIFT)
     if bit == 0:
+        st[1] = bound
         probs[c] = pf + ((P16 - pf) >> FAST)
         probs[c + 1] = ps + ((P16 - ps) >> SLOW)
     else:
-        probs[c] = pf - (pf >> FAST)
-        probs[c + 1] = ps - (ps >> SLOW)
-
-
-@njit(cache=True, nogil=True)
-def _encode_bit(st, out, probs, ctx, bit):
-    """One adaptive binary decision (encoder); ``st``: low, range, cache, cache_size, pos, drop."""
-    bound = (st[1] >> PROB_BITS) * ((probs[2 * ctx] + probs[2 * ctx + 1]) >> MIX_SHIFT)
-    if bit == 0:
-        st[1] = bound
-    else:
         st[0] += bound
         st[1] -= bound
-    _adapt(probs, ctx, bit)
+        probs[c] = pf - (pf >> FAST)
+        probs[c + 1] = ps - (ps >> SLOW)
     while st[1] < TOP:
         st[1] = (st[1] << 8) & MASK32
         _shift_low(st, out)
@@ -121,19 +113,25 @@ def _decode_bit(st, data, probs, ctx):
     rng = st[0]
     lo = st[1]
     hi = st[2]
-    bound = (rng >> PROB_BITS) * ((probs[2 * ctx] + probs[2 * ctx + 1]) >> MIX_SHIFT)
+    c = 2 * ctx
+    pf = probs[c]
+    ps = probs[c + 1]
+    bound = (rng >> PROB_BITS) * ((pf + ps) >> MIX_SHIFT)
     lo_less = lo < bound
     if lo_less != (hi < bound):
         return -1
     if lo_less:
         bit = 0
         rng = bound
+        probs[c] = pf + ((P16 - pf) >> FAST)
+        probs[c + 1] = ps + ((P16 - ps) >> SLOW)
     else:
         bit = 1
         lo -= bound
         hi -= bound
         rng -= bound
-    _adapt(probs, ctx, bit)
+        probs[c] = pf - (pf >> FAST)
+        probs[c + 1] = ps - (ps >> SLOW)
     if hi > rng - 1:
         hi = rng - 1
     if lo > hi:
@@ -201,23 +199,6 @@ def _count(kp, i, x, y, z, w, h, nx, ny, nz):
     if z + 1 < nz and kp[i + h] >= 0:
         n += 1
     return n
-
-
-@njit(cache=True, nogil=True)
-def _sig_ctx(kp, csig, parent, i, x, y, z, w, h, nx, ny, nz, p, cb, feat):
-    """Significance context of scan index ``i`` at plane ``p`` (``cb = class * NNB``)."""
-    nb = 0
-    if feat & F_NBR:
-        nb = _count(kp, i, x, y, z, w, h, nx, ny, nz)
-    fam = 0
-    if feat & F_PARENT:
-        par = parent[i]
-        if par >= 0 and kp[par] >= 0:
-            d = kp[par] - p
-            fam = 2 * (1 + (d if d < 2 else 2))
-    if feat & F_CHILD:
-        fam += csig[i]
-    return C_SIG + (cb + nb) * NFAM + fam
 
 
 @njit(cache=True, nogil=True)
@@ -289,22 +270,9 @@ def parents(boxes, box_class):
 
 
 @njit(cache=True, nogil=True)
-def _enc_refine(st, out, probs, kp, mag, p, limit):
-    """Refinement pass of plane ``p``, context = age; returns 0, 1 budget reached, 3 overflow."""
-    for i in range(kp.size):
-        if kp[i] > p:
-            a = kp[i] - p - 1
-            _encode_bit(st, out, probs, C_REF + 4 * (a if a < 3 else 3), (mag[i] >> p) & 1)
-            if st[4] >= limit:
-                return 1
-            if st[4] > out.size:
-                return 3
-    return 0
-
-
-@njit(cache=True, nogil=True)
 def _enc_refine_ctx(st, out, probs, kp, mag, boxes, p, limit):
-    """:func:`_enc_refine` with the ``(age, neighbours)`` contexts of :func:`_ref_ctx`."""
+    """Refinement pass of plane ``p`` in the ``(age, neighbours)`` contexts of :func:`_ref_ctx`;
+    returns 0, 1 budget reached, 3 ``out`` too small."""
     i = 0
     for b in range(boxes.shape[0]):
         nz = boxes[b, 4] - boxes[b, 3]
@@ -325,22 +293,8 @@ def _enc_refine_ctx(st, out, probs, kp, mag, boxes, p, limit):
 
 
 @njit(cache=True, nogil=True)
-def _dec_refine(st, data, probs, kp, low, val, p):
-    """Decoder side of :func:`_enc_refine`; returns 0, 1 truncated, 2 corrupt."""
-    for i in range(kp.size):
-        if kp[i] > p:
-            a = kp[i] - p - 1
-            bit = _decode_bit(st, data, probs, C_REF + 4 * (a if a < 3 else 3))
-            if bit < 0:
-                return 1 if bit == -1 else 2
-            val[i] += np.int64(bit) << p
-            low[i] = p
-    return 0
-
-
-@njit(cache=True, nogil=True)
 def _dec_refine_ctx(st, data, probs, kp, low, val, boxes, p):
-    """Decoder side of :func:`_enc_refine_ctx`."""
+    """Decoder side of :func:`_enc_refine_ctx`; returns 0, 1 truncated, 2 corrupt."""
     i = 0
     for b in range(boxes.shape[0]):
         nz = boxes[b, 4] - boxes[b, 3]
@@ -372,6 +326,9 @@ def ctx_encode_features(mag, neg, boxes, box_class, top, nplanes, limit, out, fe
     kp = np.full(n, -1, dtype=np.int8)  # plane where it became significant (-1: not yet)
     csig = np.zeros(n, dtype=np.int8)  # 1: a child is significant
     parent = parents(boxes, box_class)
+    use_nbr = (feat & F_NBR) != 0
+    use_par = (feat & F_PARENT) != 0
+    use_child = (feat & F_CHILD) != 0
     for k in range(nplanes):
         p = top - k
         thr = np.int64(1) << p
@@ -403,9 +360,14 @@ def ctx_encode_features(mag, neg, boxes, box_class, top, nplanes, limit, out, fe
                                 _encode_bit(st, out, probs, ctx, 1 if new else 0)
                                 active = new
                         if active and kp[i] < 0:
-                            ctx = _sig_ctx(
-                                kp, csig, parent, i, x, y, z, nx, nx * ny, nx, ny, nz, p, cb, feat
-                            )
+                            # significance context (class, nbr, family), see the module
+                            nb = _count(kp, i, x, y, z, nx, nx * ny, nx, ny, nz) if use_nbr else 0
+                            fam = csig[i] if use_child else 0
+                            par = parent[i] if use_par else -1
+                            if par >= 0 and kp[par] >= 0:
+                                d = kp[par] - p
+                                fam += 2 * (1 + (d if d < 2 else 2))
+                            ctx = C_SIG + (cb + nb) * NFAM + fam
                             if mag[i] >= thr:
                                 _encode_bit(st, out, probs, ctx, 1)
                                 _encode_bit(st, out, probs, C_SIGN, neg[i])
@@ -421,10 +383,17 @@ def ctx_encode_features(mag, neg, boxes, box_class, top, nplanes, limit, out, fe
                         i += 1
         if feat & F_REFCTX:
             stop = _enc_refine_ctx(st, out, probs, kp, mag, boxes, p, limit)
+            if stop != 0:
+                return (limit, 1) if stop == 1 else (st[4], 3)
         else:
-            stop = _enc_refine(st, out, probs, kp, mag, p, limit)
-        if stop != 0:
-            return (limit, 1) if stop == 1 else (st[4], 3)
+            for i in range(n):
+                if kp[i] > p:
+                    a = kp[i] - p - 1
+                    _encode_bit(st, out, probs, C_REF + 4 * (a if a < 3 else 3), (mag[i] >> p) & 1)
+                    if st[4] >= limit:
+                        return limit, 1
+                    if st[4] > out.size:
+                        return st[4], 3
     for _ in range(5):
         _shift_low(st, out)
     if st[4] > out.size:
@@ -453,6 +422,9 @@ def ctx_decode_features(data, nbytes, boxes, box_class, top, nplanes, rec, scale
     kp = np.full(n, -1, dtype=np.int8)  # plane of significance
     csig = np.zeros(n, dtype=np.int8)
     parent = parents(boxes, box_class)
+    use_nbr = (feat & F_NBR) != 0
+    use_par = (feat & F_PARENT) != 0
+    use_child = (feat & F_CHILD) != 0
     low = np.full(n, 127, dtype=np.int8)  # lowest plane known (127: none)
     val = np.zeros(n, dtype=np.int64)
     sgn = np.zeros(n, dtype=np.uint8)
@@ -488,9 +460,14 @@ def ctx_decode_features(data, nbytes, boxes, box_class, top, nplanes, rec, scale
                                     break
                                 active = flag == 1
                         if active and kp[i] < 0:
-                            ctx = _sig_ctx(
-                                kp, csig, parent, i, x, y, z, nx, nx * ny, nx, ny, nz, p, cb, feat
-                            )
+                            # significance context (class, nbr, family), see the module
+                            nb = _count(kp, i, x, y, z, nx, nx * ny, nx, ny, nz) if use_nbr else 0
+                            fam = csig[i] if use_child else 0
+                            par = parent[i] if use_par else -1
+                            if par >= 0 and kp[par] >= 0:
+                                d = kp[par] - p
+                                fam += 2 * (1 + (d if d < 2 else 2))
+                            ctx = C_SIG + (cb + nb) * NFAM + fam
                             bit = _decode_bit(st, data, probs, ctx)
                             if bit < 0:
                                 status = 1 if bit == -1 else 2
@@ -518,7 +495,15 @@ def ctx_decode_features(data, nbytes, boxes, box_class, top, nplanes, rec, scale
         if feat & F_REFCTX:
             status = _dec_refine_ctx(st, data, probs, kp, low, val, boxes, p)
         else:
-            status = _dec_refine(st, data, probs, kp, low, val, p)
+            for i in range(n):
+                if kp[i] > p:
+                    a = kp[i] - p - 1
+                    bit = _decode_bit(st, data, probs, C_REF + 4 * (a if a < 3 else 3))
+                    if bit < 0:
+                        status = 1 if bit == -1 else 2
+                        break
+                    val[i] += np.int64(bit) << p
+                    low[i] = p
         if status != 0:
             break
     if status == 2:
