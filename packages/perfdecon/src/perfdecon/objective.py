@@ -26,7 +26,8 @@ class CaseLoss(NamedTuple):
     loss:
         Soft-Dice loss, scalar tensor (differentiable w.r.t. the model parameters).
     dice:
-        Hard core Dice in [0, 1] (1.0 when prediction and ground truth are both empty).
+        Hard core Dice in [0, 1] (1.0 when prediction and ground truth are both empty; NaN
+        when not computed, see ``need_dice``).
     aif:
         Predicted AIF ``(T,)`` tensor, one value per frame.
     aux:
@@ -81,6 +82,7 @@ def case_loss(
     *,
     aux_weight: float = 0.0,
     core_weight: float = 1.0,
+    need_dice: bool = True,
 ) -> CaseLoss:
     """Forward one case: network -> AIF -> deconvolution -> soft core -> soft-Dice loss.
 
@@ -114,6 +116,9 @@ def case_loss(
         Weight of the soft-Dice (core) term, 1 by default (the paper's loss). 0 with
         ``aux_weight > 0`` trains on the auxiliary term alone (a check that the network can fit
         case-specific AIFs at all).
+    need_dice:
+        Compute the hard Dice. With ``core_weight = 0`` and ``need_dice=False`` the
+        deconvolution is skipped altogether (it contributes no gradient) and ``dice`` is NaN.
 
     Returns
     -------
@@ -129,25 +134,29 @@ def case_loss(
 
     x = network_input(sample.ctc, sample.brain_mask, percentile=input_percentile(model)).to(device)
     aif = model(x)[0]
-    series = sample.ctc
-    if smooth_xy > 0 or smooth_t > 0:
-        from perfdecon.preprocess import smooth
-
-        series = smooth(series, smooth_xy, smooth_t, mask=sample.brain_mask)
-    ctc = torch.from_numpy(np.ascontiguousarray(series, dtype=np.float32)).to(device)
     brain = torch.from_numpy(np.ascontiguousarray(sample.brain_mask)).to(device)
-    core = torch.from_numpy(np.ascontiguousarray(sample.core_mask)).to(device)
-    prob = soft_core_from_aif(
-        ctc, aif, sample.dt, brain, lambda_rel=lambda_rel, temperature=temperature
-    )
-    loss = core_weight * soft_dice_loss(prob, core, mask=brain)
+    loss = aif.new_zeros(())
+    hard_dice = float("nan")
+    if core_weight > 0 or need_dice:
+        series = sample.ctc
+        if smooth_xy > 0 or smooth_t > 0:
+            from perfdecon.preprocess import smooth
+
+            series = smooth(series, smooth_xy, smooth_t, mask=sample.brain_mask)
+        ctc = torch.from_numpy(np.ascontiguousarray(series, dtype=np.float32)).to(device)
+        core = torch.from_numpy(np.ascontiguousarray(sample.core_mask)).to(device)
+        prob = soft_core_from_aif(
+            ctc, aif, sample.dt, brain, lambda_rel=lambda_rel, temperature=temperature
+        )
+        if core_weight > 0:
+            loss = core_weight * soft_dice_loss(prob, core, mask=brain)
+        with torch.no_grad():
+            hard = ((prob > 0.5) & brain).cpu().numpy()
+        hard_dice = float(dice(hard, sample.core_mask & sample.brain_mask))
     aux = 0.0
     if aux_weight > 0:
         raw = torch.from_numpy(np.ascontiguousarray(sample.ctc, dtype=np.float32)).to(device)
         term = correlation_distance(aif, bright_voxel_curve(raw, brain))
         loss = loss + aux_weight * term
         aux = float(term.detach())
-    with torch.no_grad():
-        hard = ((prob > 0.5) & brain).cpu().numpy()
-    return CaseLoss(loss=loss, dice=dice(hard, sample.core_mask & sample.brain_mask), aif=aif,
-                    aux=aux)
+    return CaseLoss(loss=loss, dice=hard_dice, aif=aif, aux=aux)

@@ -228,7 +228,8 @@ def train(config: TrainConfig) -> TrainResult:
                         sample, np.random.default_rng([cfg.seed, epoch, int(i), 1]), aug_cfg
                     )
                 loss = case_loss(model, sample, rt.device, *_loss_args(cfg),
-                                 aux_weight=cfg.aux_weight, core_weight=cfg.core_weight).loss
+                                 aux_weight=cfg.aux_weight, core_weight=cfg.core_weight,
+                                 need_dice=False).loss
                 # DDP all-reduces the gradients, so every rank makes the same skip decision.
                 outcome = optimizer_step(loss, opt, parameters=net.parameters(),
                                          clip_grad_norm=cfg.grad_clip or None)
