@@ -429,16 +429,10 @@ def _encode_internal(a, a4, cfg: EncodeConfig, order, spacing, affine, metadata,
         parts = _encode_streams(coefs, lays, header, limit if cfg.bpv is not None else None, pool)
         header.streams = tuple(len(p) for p in parts)
         payload = streams.interleave(parts)
-    elif cfg.coder == "ctx":
-        from wdrcodec import ctxcoder
-
-        payload, _status = ctxcoder.encode_coefficients(
-            mag, neg, lay.boxes, lay.box_class, top, header.nplanes, limit
-        )
     else:
-        payload, _status = coder.encode_coefficients(
-            mag, neg, top, header.nplanes, limit, lay.classes
-        )
+        if mag.size >= 2**31:
+            raise WdrError("more than 2**31 - 1 coefficients: split the array")  # int32 indices
+        payload, _status = _encode_one(mag, neg, lay, header, limit)
     if cfg.psnr is not None:
         payload = _shortest_prefix(
             a4, payload, header, lay, q4.shape, cfg.psnr, cfg.psnr_range, pool
