@@ -122,8 +122,8 @@ def _add_maps_parser(sub) -> None:
                    default=PENUMBRA_TMAX,
                    help=f"penumbra = Tmax above this, s (default: {PENUMBRA_TMAX})")
     p.add_argument("--tmax", choices=TMAX_METHODS, default="onset",
-                   help="Tmax estimator: residue onset (half maximum of its rising edge) or its "
-                   "peak (default: onset)")
+                   help="Tmax estimator in s: residue onset (half maximum of the rising edge of "
+                   "its first lobe) or its peak (default: onset)")
     p.add_argument("--min-aif-quality", type=_number(float, 0, 1), default=MIN_AIF_QUALITY,
                    help="refuse an AIF whose quality (0-1, R^2 of a gamma fit x SNR term) is "
                    f"below this (default: {MIN_AIF_QUALITY})")
