@@ -37,6 +37,7 @@ FEATURES = {
     "parent": ctxcoder.F_PARENT,
     "children": ctxcoder.F_CHILD,
     "refinement": ctxcoder.F_REFCTX,
+    "count-adaptation": ctxcoder.F_COUNT,
 }
 
 
@@ -145,10 +146,11 @@ def context_costs(volume: np.ndarray, levels: int = 5) -> ContextCosts:
 
 @dataclass(frozen=True)
 class ContextGains:
-    """Measured lossless payload of the context coder, bits per voxel: every context
+    """Measured payload of the context coder, bits per voxel: every context
     (``all_bpv``), each named context switched off (``without``), and only the neighbour-count
-    significance contexts and age-only refinement contexts (``previous_bpv``: the coder before
-    the parent, children and refinement contexts)."""
+    significance contexts, age-only refinement contexts and fixed-rate adaptation
+    (``previous_bpv``: the coder before the parent, children and refinement contexts and the
+    count-based adaptation)."""
 
     all_bpv: float
     without: dict[str, float]
@@ -159,28 +161,37 @@ class ContextGains:
         return 100.0 * (self.without[name] / self.all_bpv - 1.0)
 
 
-def scan_coefficients(volume: np.ndarray, levels: int = 5):
-    """Lossless LeGall 5/3 coefficients of ``volume`` ``(Z, Y, X)`` (rounded mean removed,
-    the codec's 3D layout) in scan order: ``(magnitudes int64, negative uint8, layout, top)``."""
+def scan_coefficients(volume: np.ndarray, levels: int = 5, lossless: bool = True):
+    """Coefficients of ``volume`` ``(Z, Y, X)`` in the codec's 3D layout and scan order:
+    ``(magnitudes int64, negative uint8, layout, top plane)``. Lossless: LeGall 5/3 of the
+    volume minus its rounded mean; lossy: CDF 9/7 of the volume minus its mean, magnitudes in
+    the codec's fixed point (``rint(|c| * 16)``)."""
     from wdrcodec.coder import gather_magnitudes
     from wdrcodec.layout import make_layout
 
-    vol = np.asarray(volume).astype(np.int64)
+    vol = np.asarray(volume).astype(np.int64 if lossless else np.float64)
     lay = make_layout((1, *vol.shape), np.ones((1, vol.shape[0]), dtype=bool), levels, False)
     blk = lay.blocks[0]
-    coef = forward(vol - int(np.rint(vol.mean())), blk.lv, True, False)
+    mean = int(np.rint(vol.mean())) if lossless else float(vol.mean())
+    coef = forward(vol - mean, blk.lv, lossless, False)
     mag = np.empty(lay.n, dtype=np.int64)
     neg = np.empty(lay.n, dtype=np.uint8)
-    gather_magnitudes(coef.ravel().astype(np.float64), lay.boxes, 1.0, mag, neg)
+    scale = 1.0 if lossless else 16.0
+    gather_magnitudes(coef.ravel().astype(np.float64), lay.boxes, scale, mag, neg)
     mmax = int(mag.max())
     return mag, neg, lay, (mmax.bit_length() - 1 if mmax > 0 else 0)
 
 
-def context_gains(volume: np.ndarray, levels: int = 5) -> ContextGains:
-    """Real lossless context-coder payloads of ``volume`` ``(Z, Y, X)`` with and without each
-    context (:data:`FEATURES`); see :class:`ContextGains`."""
-    mag, neg, lay, top = scan_coefficients(volume, levels)
-    nplanes = top + 1 if mag.max() > 0 else 0
+def context_gains(
+    volume: np.ndarray, levels: int = 5, lossy_planes: int | None = None
+) -> ContextGains:
+    """Real context-coder payloads of ``volume`` ``(Z, Y, X)`` with and without each context
+    (:data:`FEATURES`); see :class:`ContextGains`. Lossless, or with ``lossy_planes`` the
+    lossy (CDF 9/7) coefficients' top ``lossy_planes`` bit planes (the same distortion with
+    every variant, so the bits compare directly)."""
+    lossless = lossy_planes is None
+    mag, neg, lay, top = scan_coefficients(volume, levels, lossless)
+    nplanes = (top + 1 if lossless else min(int(lossy_planes), top + 1)) if mag.max() > 0 else 0
 
     def bpv(features: int) -> float:
         s = ctxcoder.encode_coefficients(
@@ -194,7 +205,8 @@ def context_gains(volume: np.ndarray, levels: int = 5) -> ContextGains:
 
 
 def _print_gains() -> None:
-    """Print :func:`context_gains` for the built-in volumes (``python -m wdrcodec.contexts``)."""
+    """Print :func:`context_gains` for the built-in volumes (``python -m wdrcodec.contexts``):
+    lossless, and the top 9 lossy bit planes (about 0.2-0.8 bits/voxel on these volumes)."""
     from wdrcodec.data import dipy_s0, nibabel_example4d, noisy_volume
 
     volumes = {
@@ -203,13 +215,17 @@ def _print_gains() -> None:
         "noisy 32x128x128": noisy_volume((32, 128, 128)),
     }
     names = list(FEATURES)
-    print("Context coder, lossless payload in bits/voxel: all contexts, the previous coder,")
-    print("and each context switched off (its gain in % of the all-contexts payload)")
-    print(f"{'volume':<22}{'all':>8}{'previous':>10}" + "".join(f"{n:>18}" for n in names))
+    print("Context coder payload in bits/voxel: all contexts, the previous coder, and each")
+    print("context switched off (in brackets: its gain, % of the all-contexts payload)")
+    print(
+        f"{'volume':<22}{'coding':<10}{'all':>8}{'previous':>10}"
+        + "".join(f"{n:>18}" for n in names)
+    )
     for label, vol in volumes.items():
-        g = context_gains(vol)
-        cells = "".join(f"{g.without[n]:>10.4f} ({g.gain_percent(n):+.2f})" for n in names)
-        print(f"{label:<22}{g.all_bpv:>8.4f}{g.previous_bpv:>10.4f}{cells}")
+        for coding, planes in (("lossless", None), ("9 planes", 9)):
+            g = context_gains(vol, lossy_planes=planes)
+            cells = "".join(f"{g.without[n]:>10.4f} ({g.gain_percent(n):+5.2f})" for n in names)
+            print(f"{label:<22}{coding:<10}{g.all_bpv:>8.4f}{g.previous_bpv:>10.4f}{cells}")
 
 
 if __name__ == "__main__":

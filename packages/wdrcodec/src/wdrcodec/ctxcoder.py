@@ -34,8 +34,14 @@ are the coefficients whose parent it is. For each plane ``p = top .. top - nplan
    (its most significant bit).
 
 Every context keeps the two probability estimators of :mod:`wdrcodec.coder` (fast and slow,
-shifts 5 and 8, averaged). :func:`ctx_encode_features` can switch each context off (``F_*``
-flags) to measure its gain (:mod:`wdrcodec.contexts`); files always use :data:`F_ALL`.
+averaged to a 12-bit probability) and a count ``n`` of the decisions it has seen: the ``n``-th
+decision updates them with shifts ``min(bit_length(n + 1), 5)`` and ``min(bit_length(n + 1),
+8)`` (count-based adaptation: a new context learns at rate 1/2, 1/4, ... like a frequency
+count; from ``n = 127`` on the fixed rates 1/32 and 1/256). The probability stays within
+``[8, 4087] / 4096`` (the fast estimator cannot fall below 31 nor the slow one below 255 of
+65536, and symmetrically at the top), so no decision has a zero-width interval.
+:func:`ctx_encode_features` can switch each context and the count-based start off (``F_*``
+flags) to measure their gains (:mod:`wdrcodec.contexts`); files always use :data:`F_ALL`.
 
 The binary decisions go through the range coder of :mod:`wdrcodec.coder` (LZMA carry handling),
 so the stream is embedded the same way: the encoder stops at an exact byte budget, and the
@@ -75,6 +81,12 @@ C_SIGN = NCLS * NNB * NFAM
 C_REF = C_SIGN + 1  # 4 ages x 4 neighbour buckets
 C_RUN = C_REF + 16  # NCLS * 2 chunk contexts
 NCTX = C_RUN + 2 * NCLS
+# count-based adaptation: the n-th decision of a context (n = 0, 1, ...) updates its estimators
+# with shifts min(bit_length(n + 1), FAST | SLOW); from n = 127 on both are at their cap
+COUNT_CAP = 127
+_SHIFT = np.array([(n + 1).bit_length() for n in range(COUNT_CAP + 1)], dtype=np.int64)
+SHF = np.minimum(_SHIFT, FAST)
+SHS = np.minimum(_SHIFT, SLOW)
 CHUNK = 64  # scan positions per chunk flag
 
 # context switches (ctx_encode_features / ctx_decode_features); files use F_ALL
@@ -82,25 +94,40 @@ F_NBR = 1  # significant-neighbour count in significance contexts
 F_PARENT = 2  # parent significance / magnitude
 F_CHILD = 4  # a child already significant
 F_REFCTX = 8  # neighbour magnitude context for refinement bits
-F_ALL = F_NBR | F_PARENT | F_CHILD | F_REFCTX
+F_COUNT = 16  # count-based adaptation (else the fixed two-speed rates from the start)
+F_ALL = F_NBR | F_PARENT | F_CHILD | F_REFCTX | F_COUNT
+
+
+@njit(cache=True, nogil=True)
+def _model(feat):
+    """Initial model: per context ``(fast, slow, count)``, estimators at 1/2; the count starts at
+    0 with :data:`F_COUNT` (fast learning), else at its cap (fixed rates from the start)."""
+    probs = np.full(3 * NCTX, P16 // 2, dtype=np.int64)
+    probs[2::3] = 0 if feat & F_COUNT else COUNT_CAP
+    return probs
 
 
 @njit(cache=True, nogil=True)
 def _encode_bit(st, out, probs, ctx, bit):
     """One adaptive binary decision (encoder); ``st``: low, range, cache, cache_size, pos, drop."""
-    c = 2 * ctx
+    c = 3 * ctx
     pf = probs[c]
     ps = probs[c + 1]
-    bound = (st[1] >> PROB_BITS) * ((pf + ps) >> MIX_SHIFT)
+    cn = probs[c + 2]
+    sf = SHF[cn]
+    ss = SHS[cn]
+    probs[c + 2] = cn + (1 if cn < COUNT_CAP else 0)
+    q = (pf + ps) >> MIX_SHIFT
+    bound = (st[1] >> PROB_BITS) * q
     if bit == 0:
         st[1] = bound
-        probs[c] = pf + ((P16 - pf) >> FAST)
-        probs[c + 1] = ps + ((P16 - ps) >> SLOW)
+        probs[c] = pf + ((P16 - pf) >> sf)
+        probs[c + 1] = ps + ((P16 - ps) >> ss)
     else:
         st[0] += bound
         st[1] -= bound
-        probs[c] = pf - (pf >> FAST)
-        probs[c + 1] = ps - (ps >> SLOW)
+        probs[c] = pf - (pf >> sf)
+        probs[c + 1] = ps - (ps >> ss)
     while st[1] < TOP:
         st[1] = (st[1] << 8) & MASK32
         _shift_low(st, out)
@@ -113,25 +140,30 @@ def _decode_bit(st, data, probs, ctx):
     rng = st[0]
     lo = st[1]
     hi = st[2]
-    c = 2 * ctx
+    c = 3 * ctx
     pf = probs[c]
     ps = probs[c + 1]
-    bound = (rng >> PROB_BITS) * ((pf + ps) >> MIX_SHIFT)
+    cn = probs[c + 2]
+    q = (pf + ps) >> MIX_SHIFT
+    bound = (rng >> PROB_BITS) * q
     lo_less = lo < bound
     if lo_less != (hi < bound):
         return -1
+    sf = SHF[cn]
+    ss = SHS[cn]
+    probs[c + 2] = cn + (1 if cn < COUNT_CAP else 0)
     if lo_less:
         bit = 0
         rng = bound
-        probs[c] = pf + ((P16 - pf) >> FAST)
-        probs[c + 1] = ps + ((P16 - ps) >> SLOW)
+        probs[c] = pf + ((P16 - pf) >> sf)
+        probs[c + 1] = ps + ((P16 - ps) >> ss)
     else:
         bit = 1
         lo -= bound
         hi -= bound
         rng -= bound
-        probs[c] = pf - (pf >> FAST)
-        probs[c + 1] = ps - (ps >> SLOW)
+        probs[c] = pf - (pf >> sf)
+        probs[c + 1] = ps - (ps >> ss)
     if hi > rng - 1:
         hi = rng - 1
     if lo > hi:
@@ -270,47 +302,175 @@ def parents(boxes, box_class):
 
 
 @njit(cache=True, nogil=True)
-def _enc_refine_ctx(st, out, probs, kp, mag, boxes, p, limit):
-    """Refinement pass of plane ``p`` in the ``(age, neighbours)`` contexts of :func:`_ref_ctx`;
-    returns 0, 1 budget reached, 3 ``out`` too small."""
-    i = 0
+def _box_starts(boxes):
+    """Scan index of the first coefficient of every box, and the total count last."""
+    starts = np.zeros(boxes.shape[0] + 1, dtype=np.int64)
     for b in range(boxes.shape[0]):
-        nz = boxes[b, 4] - boxes[b, 3]
+        size = (boxes[b, 4] - boxes[b, 3]) * (boxes[b, 6] - boxes[b, 5])
+        starts[b + 1] = starts[b] + size * (boxes[b, 8] - boxes[b, 7])
+    return starts
+
+
+@njit(cache=True, nogil=True)
+def _enc_significance(
+    st,
+    out,
+    probs,
+    mag,
+    neg,
+    kp,
+    csig,
+    parent,
+    boxes,
+    box_class,
+    starts,
+    nsc,
+    cmax,
+    dirty,
+    p,
+    limit,
+    feat,
+):
+    """Significance pass of plane ``p`` (encoder); returns 0, 1 budget reached, 3 overflow.
+
+    ``nsc[c]``: significant coefficients in chunk ``c``; ``cmax[c]``: largest magnitude of its
+    insignificant ones (``dirty[c]``: to be recomputed), so a quiet chunk is skipped whole. The
+    box-local coordinates are computed where a chunk starts being coded, then incremented."""
+    n = kp.size
+    thr = np.int64(1) << p
+    use_nbr = (feat & F_NBR) != 0
+    use_par = (feat & F_PARENT) != 0
+    use_child = (feat & F_CHILD) != 0
+    skip_to = 0
+    for b in range(boxes.shape[0]):
+        s0 = starts[b]
+        s1 = starts[b + 1]
+        if s1 <= skip_to:
+            continue
         ny = boxes[b, 6] - boxes[b, 5]
         nx = boxes[b, 8] - boxes[b, 7]
-        for z in range(nz):
-            for y in range(ny):
-                for x in range(nx):
-                    if kp[i] > p:
-                        ctx = _ref_ctx(kp, i, x, y, z, nx, nx * ny, nx, ny, nz, p)
-                        _encode_bit(st, out, probs, ctx, (mag[i] >> p) & 1)
-                        if st[4] >= limit:
-                            return 1
-                        if st[4] > out.size:
-                            return 3
-                    i += 1
+        nz = boxes[b, 4] - boxes[b, 3]
+        h = nx * ny
+        cb = box_class[b] * NNB
+        i = s0 if s0 > skip_to else skip_to
+        x = 0
+        y = 0
+        z = 0
+        fresh = True
+        while i < s1:
+            if i % CHUNK == 0:
+                c = i // CHUNK
+                clen = min(CHUNK, n - i)
+                new = False
+                if nsc[c] < clen:
+                    new = cmax[c] >= thr
+                    ctx = C_RUN + 2 * box_class[b] + (1 if nsc[c] > 0 else 0)
+                    _encode_bit(st, out, probs, ctx, 1 if new else 0)
+                if not new:
+                    skip_to = i + clen
+                    i = skip_to
+                    fresh = True
+                    continue
+            if kp[i] < 0:
+                if fresh:
+                    local = i - s0
+                    z = local // h
+                    y = (local - z * h) // nx
+                    x = local - z * h - y * nx
+                    fresh = False
+                # significance context (class, nbr, family), see the module docstring
+                nb = _count(kp, i, x, y, z, nx, h, nx, ny, nz) if use_nbr else 0
+                fam = csig[i] if use_child else 0
+                par = parent[i] if use_par else -1
+                if par >= 0 and kp[par] >= 0:
+                    d = kp[par] - p
+                    fam += 2 * (1 + (d if d < 2 else 2))
+                ctx = C_SIG + (cb + nb) * NFAM + fam
+                if mag[i] >= thr:
+                    _encode_bit(st, out, probs, ctx, 1)
+                    _encode_bit(st, out, probs, C_SIGN, neg[i])
+                    kp[i] = p
+                    nsc[i // CHUNK] += 1
+                    dirty[i // CHUNK] = 1
+                    if parent[i] >= 0:
+                        csig[parent[i]] = 1
+                else:
+                    _encode_bit(st, out, probs, ctx, 0)
+                if st[4] >= limit:
+                    return 1
+                if st[4] > out.size:
+                    return 3
+            i += 1
+            if not fresh:
+                x += 1
+                if x == nx:
+                    x = 0
+                    y += 1
+                    if y == ny:
+                        y = 0
+                        z += 1
     return 0
 
 
 @njit(cache=True, nogil=True)
-def _dec_refine_ctx(st, data, probs, kp, low, val, boxes, p):
-    """Decoder side of :func:`_enc_refine_ctx`; returns 0, 1 truncated, 2 corrupt."""
-    i = 0
+def _enc_refinement(st, out, probs, mag, kp, boxes, starts, nsc, p, limit, feat):
+    """Refinement pass of plane ``p`` (encoder), chunks without a significant coefficient
+    skipped; contexts by age, or ``(age, neighbours)`` (:func:`_ref_ctx`) with
+    :data:`F_REFCTX`. Returns 0, 1 budget reached, 3 ``out`` too small."""
+    n = kp.size
+    if not feat & F_REFCTX:
+        for c in range(nsc.size):
+            if nsc[c] == 0:
+                continue
+            for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
+                if kp[i] > p:
+                    a = kp[i] - p - 1
+                    _encode_bit(st, out, probs, C_REF + 4 * (a if a < 3 else 3), (mag[i] >> p) & 1)
+                    if st[4] >= limit:
+                        return 1
+                    if st[4] > out.size:
+                        return 3
+        return 0
     for b in range(boxes.shape[0]):
-        nz = boxes[b, 4] - boxes[b, 3]
+        s0 = starts[b]
+        s1 = starts[b + 1]
         ny = boxes[b, 6] - boxes[b, 5]
         nx = boxes[b, 8] - boxes[b, 7]
-        for z in range(nz):
-            for y in range(ny):
-                for x in range(nx):
-                    if kp[i] > p:
-                        ctx = _ref_ctx(kp, i, x, y, z, nx, nx * ny, nx, ny, nz, p)
-                        bit = _decode_bit(st, data, probs, ctx)
-                        if bit < 0:
-                            return 1 if bit == -1 else 2
-                        val[i] += np.int64(bit) << p
-                        low[i] = p
-                    i += 1
+        nz = boxes[b, 4] - boxes[b, 3]
+        h = nx * ny
+        i = s0
+        x = 0
+        y = 0
+        z = 0
+        fresh = True
+        while i < s1:
+            c = i // CHUNK
+            if nsc[c] == 0:
+                i = min((c + 1) * CHUNK, s1)
+                fresh = True
+                continue
+            if kp[i] > p:
+                if fresh:
+                    local = i - s0
+                    z = local // h
+                    y = (local - z * h) // nx
+                    x = local - z * h - y * nx
+                    fresh = False
+                ctx = _ref_ctx(kp, i, x, y, z, nx, h, nx, ny, nz, p)
+                _encode_bit(st, out, probs, ctx, (mag[i] >> p) & 1)
+                if st[4] >= limit:
+                    return 1
+                if st[4] > out.size:
+                    return 3
+            i += 1
+            if not fresh:
+                x += 1
+                if x == nx:
+                    x = 0
+                    y += 1
+                    if y == ny:
+                        y = 0
+                        z += 1
     return 0
 
 
@@ -322,78 +482,51 @@ def ctx_encode_features(mag, neg, boxes, box_class, top, nplanes, limit, out, fe
     st[1] = MASK32
     st[3] = 1
     st[5] = 1
-    probs = np.full(2 * NCTX, P16 // 2, dtype=np.int64)
+    probs = _model(feat)
     kp = np.full(n, -1, dtype=np.int8)  # plane where it became significant (-1: not yet)
     csig = np.zeros(n, dtype=np.int8)  # 1: a child is significant
     parent = parents(boxes, box_class)
-    use_nbr = (feat & F_NBR) != 0
-    use_par = (feat & F_PARENT) != 0
-    use_child = (feat & F_CHILD) != 0
+    starts = _box_starts(boxes)
+    nch = (n + CHUNK - 1) // CHUNK
+    nsc = np.zeros(nch, dtype=np.int64)
+    cmax = np.zeros(nch, dtype=np.int64)
+    dirty = np.zeros(nch, dtype=np.uint8)
+    for i in range(n):
+        if mag[i] > cmax[i // CHUNK]:
+            cmax[i // CHUNK] = mag[i]
     for k in range(nplanes):
         p = top - k
-        thr = np.int64(1) << p
-        i = 0
-        active = False
-        for b in range(boxes.shape[0]):
-            nz = boxes[b, 4] - boxes[b, 3]
-            ny = boxes[b, 6] - boxes[b, 5]
-            nx = boxes[b, 8] - boxes[b, 7]
-            cb = box_class[b] * NNB
-            for z in range(nz):
-                for y in range(ny):
-                    for x in range(nx):
-                        if i % CHUNK == 0:
-                            end = min(i + CHUNK, n)
-                            has_open = False
-                            has_sig = False
-                            new = False
-                            for j in range(i, end):
-                                if kp[j] < 0:
-                                    has_open = True
-                                    if mag[j] >= thr:
-                                        new = True
-                                else:
-                                    has_sig = True
-                            active = False
-                            if has_open:
-                                ctx = C_RUN + 2 * box_class[b] + (1 if has_sig else 0)
-                                _encode_bit(st, out, probs, ctx, 1 if new else 0)
-                                active = new
-                        if active and kp[i] < 0:
-                            # significance context (class, nbr, family), see the module
-                            nb = _count(kp, i, x, y, z, nx, nx * ny, nx, ny, nz) if use_nbr else 0
-                            fam = csig[i] if use_child else 0
-                            par = parent[i] if use_par else -1
-                            if par >= 0 and kp[par] >= 0:
-                                d = kp[par] - p
-                                fam += 2 * (1 + (d if d < 2 else 2))
-                            ctx = C_SIG + (cb + nb) * NFAM + fam
-                            if mag[i] >= thr:
-                                _encode_bit(st, out, probs, ctx, 1)
-                                _encode_bit(st, out, probs, C_SIGN, neg[i])
-                                kp[i] = p
-                                if parent[i] >= 0:
-                                    csig[parent[i]] = 1
-                            else:
-                                _encode_bit(st, out, probs, ctx, 0)
-                            if st[4] >= limit:
-                                return limit, 1
-                            if st[4] > out.size:
-                                return st[4], 3
-                        i += 1
-        if feat & F_REFCTX:
-            stop = _enc_refine_ctx(st, out, probs, kp, mag, boxes, p, limit)
-            if stop != 0:
-                return (limit, 1) if stop == 1 else (st[4], 3)
-        else:
-            for i in range(n):
-                if kp[i] > p:
-                    a = kp[i] - p - 1
-                    _encode_bit(st, out, probs, C_REF + 4 * (a if a < 3 else 3), (mag[i] >> p) & 1)
-                    if st[4] >= limit:
-                        return limit, 1
-                    if st[4] > out.size:
-                        return st[4], 3
+        for c in range(nch):
+            if dirty[c] == 1:
+                m = 0
+                for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
+                    if kp[i] < 0 and mag[i] > m:
+                        m = mag[i]
+                cmax[c] = m
+                dirty[c] = 0
+        stop = _enc_significance(
+            st,
+            out,
+            probs,
+            mag,
+            neg,
+            kp,
+            csig,
+            parent,
+            boxes,
+            box_class,
+            starts,
+            nsc,
+            cmax,
+            dirty,
+            p,
+            limit,
+            feat,
+        )
+        if stop == 0:
+            stop = _enc_refinement(st, out, probs, mag, kp, boxes, starts, nsc, p, limit, feat)
+        if stop != 0:
+            return (limit, 1) if stop == 1 else (st[4], 3)
     for _ in range(5):
         _shift_low(st, out)
     if st[4] > out.size:
@@ -410,6 +543,145 @@ def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
 
 
 @njit(cache=True, nogil=True)
+def _dec_significance(
+    st, data, probs, kp, csig, parent, low, val, sgn, boxes, box_class, starts, nsc, p, feat
+):
+    """Decoder side of :func:`_enc_significance`; returns 0, 1 truncated, 2 corrupt."""
+    n = kp.size
+    thr = np.int64(1) << p
+    use_nbr = (feat & F_NBR) != 0
+    use_par = (feat & F_PARENT) != 0
+    use_child = (feat & F_CHILD) != 0
+    skip_to = 0
+    for b in range(boxes.shape[0]):
+        s0 = starts[b]
+        s1 = starts[b + 1]
+        if s1 <= skip_to:
+            continue
+        ny = boxes[b, 6] - boxes[b, 5]
+        nx = boxes[b, 8] - boxes[b, 7]
+        nz = boxes[b, 4] - boxes[b, 3]
+        h = nx * ny
+        cb = box_class[b] * NNB
+        i = s0 if s0 > skip_to else skip_to
+        x = 0
+        y = 0
+        z = 0
+        fresh = True
+        while i < s1:
+            if i % CHUNK == 0:
+                c = i // CHUNK
+                clen = min(CHUNK, n - i)
+                flag = 0
+                if nsc[c] < clen:
+                    ctx = C_RUN + 2 * box_class[b] + (1 if nsc[c] > 0 else 0)
+                    flag = _decode_bit(st, data, probs, ctx)
+                    if flag < 0:
+                        return 1 if flag == -1 else 2
+                if flag == 0:
+                    skip_to = i + clen
+                    i = skip_to
+                    fresh = True
+                    continue
+            if kp[i] < 0:
+                if fresh:
+                    local = i - s0
+                    z = local // h
+                    y = (local - z * h) // nx
+                    x = local - z * h - y * nx
+                    fresh = False
+                nb = _count(kp, i, x, y, z, nx, h, nx, ny, nz) if use_nbr else 0
+                fam = csig[i] if use_child else 0
+                par = parent[i] if use_par else -1
+                if par >= 0 and kp[par] >= 0:
+                    d = kp[par] - p
+                    fam += 2 * (1 + (d if d < 2 else 2))
+                bit = _decode_bit(st, data, probs, C_SIG + (cb + nb) * NFAM + fam)
+                if bit < 0:
+                    return 1 if bit == -1 else 2
+                if bit == 1:
+                    sg = _decode_bit(st, data, probs, C_SIGN)
+                    if sg < 0:
+                        return 1 if sg == -1 else 2
+                    kp[i] = p
+                    nsc[i // CHUNK] += 1
+                    if parent[i] >= 0:
+                        csig[parent[i]] = 1
+                    low[i] = p
+                    val[i] = thr
+                    sgn[i] = sg
+            i += 1
+            if not fresh:
+                x += 1
+                if x == nx:
+                    x = 0
+                    y += 1
+                    if y == ny:
+                        y = 0
+                        z += 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _dec_refinement(st, data, probs, kp, low, val, boxes, starts, nsc, p, feat):
+    """Decoder side of :func:`_enc_refinement`; returns 0, 1 truncated, 2 corrupt."""
+    n = kp.size
+    if not feat & F_REFCTX:
+        for c in range(nsc.size):
+            if nsc[c] == 0:
+                continue
+            for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
+                if kp[i] > p:
+                    a = kp[i] - p - 1
+                    bit = _decode_bit(st, data, probs, C_REF + 4 * (a if a < 3 else 3))
+                    if bit < 0:
+                        return 1 if bit == -1 else 2
+                    val[i] += np.int64(bit) << p
+                    low[i] = p
+        return 0
+    for b in range(boxes.shape[0]):
+        s0 = starts[b]
+        s1 = starts[b + 1]
+        ny = boxes[b, 6] - boxes[b, 5]
+        nx = boxes[b, 8] - boxes[b, 7]
+        nz = boxes[b, 4] - boxes[b, 3]
+        h = nx * ny
+        i = s0
+        x = 0
+        y = 0
+        z = 0
+        fresh = True
+        while i < s1:
+            c = i // CHUNK
+            if nsc[c] == 0:
+                i = min((c + 1) * CHUNK, s1)
+                fresh = True
+                continue
+            if kp[i] > p:
+                if fresh:
+                    local = i - s0
+                    z = local // h
+                    y = (local - z * h) // nx
+                    x = local - z * h - y * nx
+                    fresh = False
+                bit = _decode_bit(st, data, probs, _ref_ctx(kp, i, x, y, z, nx, h, nx, ny, nz, p))
+                if bit < 0:
+                    return 1 if bit == -1 else 2
+                val[i] += np.int64(bit) << p
+                low[i] = p
+            i += 1
+            if not fresh:
+                x += 1
+                if x == nx:
+                    x = 0
+                    y += 1
+                    if y == ny:
+                        y = 0
+                        z += 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
 def ctx_decode_features(data, nbytes, boxes, box_class, top, nplanes, rec, scale, feat):
     """:func:`ctx_decode` with the contexts chosen by ``feat`` (``F_*`` flags)."""
     n = rec.size
@@ -418,92 +690,39 @@ def ctx_decode_features(data, nbytes, boxes, box_class, top, nplanes, rec, scale
     st = decoder_start(data, nbytes)
     if st[1] > st[2]:
         return 2
-    probs = np.full(2 * NCTX, P16 // 2, dtype=np.int64)
+    probs = _model(feat)
     kp = np.full(n, -1, dtype=np.int8)  # plane of significance
     csig = np.zeros(n, dtype=np.int8)
     parent = parents(boxes, box_class)
-    use_nbr = (feat & F_NBR) != 0
-    use_par = (feat & F_PARENT) != 0
-    use_child = (feat & F_CHILD) != 0
+    starts = _box_starts(boxes)
+    if starts[-1] != n:
+        return 2
+    nsc = np.zeros((n + CHUNK - 1) // CHUNK, dtype=np.int64)
     low = np.full(n, 127, dtype=np.int8)  # lowest plane known (127: none)
     val = np.zeros(n, dtype=np.int64)
     sgn = np.zeros(n, dtype=np.uint8)
     status = 0
     for k in range(nplanes):
         p = top - k
-        thr = np.int64(1) << p
-        i = 0
-        active = False
-        for b in range(boxes.shape[0]):
-            nz = boxes[b, 4] - boxes[b, 3]
-            ny = boxes[b, 6] - boxes[b, 5]
-            nx = boxes[b, 8] - boxes[b, 7]
-            cb = box_class[b] * NNB
-            for z in range(nz):
-                for y in range(ny):
-                    for x in range(nx):
-                        if i % CHUNK == 0:
-                            end = min(i + CHUNK, n)
-                            has_open = False
-                            has_sig = False
-                            for j in range(i, end):
-                                if kp[j] < 0:
-                                    has_open = True
-                                else:
-                                    has_sig = True
-                            active = False
-                            if has_open:
-                                ctx = C_RUN + 2 * box_class[b] + (1 if has_sig else 0)
-                                flag = _decode_bit(st, data, probs, ctx)
-                                if flag < 0:
-                                    status = 1 if flag == -1 else 2
-                                    break
-                                active = flag == 1
-                        if active and kp[i] < 0:
-                            # significance context (class, nbr, family), see the module
-                            nb = _count(kp, i, x, y, z, nx, nx * ny, nx, ny, nz) if use_nbr else 0
-                            fam = csig[i] if use_child else 0
-                            par = parent[i] if use_par else -1
-                            if par >= 0 and kp[par] >= 0:
-                                d = kp[par] - p
-                                fam += 2 * (1 + (d if d < 2 else 2))
-                            ctx = C_SIG + (cb + nb) * NFAM + fam
-                            bit = _decode_bit(st, data, probs, ctx)
-                            if bit < 0:
-                                status = 1 if bit == -1 else 2
-                                break
-                            if bit == 1:
-                                s = _decode_bit(st, data, probs, C_SIGN)
-                                if s < 0:
-                                    status = 1 if s == -1 else 2
-                                    break
-                                kp[i] = p
-                                if parent[i] >= 0:
-                                    csig[parent[i]] = 1
-                                low[i] = p
-                                val[i] = thr
-                                sgn[i] = s
-                        i += 1
-                    if status != 0:
-                        break
-                if status != 0:
-                    break
-            if status != 0:
-                break
-        if status != 0:
-            break
-        if feat & F_REFCTX:
-            status = _dec_refine_ctx(st, data, probs, kp, low, val, boxes, p)
-        else:
-            for i in range(n):
-                if kp[i] > p:
-                    a = kp[i] - p - 1
-                    bit = _decode_bit(st, data, probs, C_REF + 4 * (a if a < 3 else 3))
-                    if bit < 0:
-                        status = 1 if bit == -1 else 2
-                        break
-                    val[i] += np.int64(bit) << p
-                    low[i] = p
+        status = _dec_significance(
+            st,
+            data,
+            probs,
+            kp,
+            csig,
+            parent,
+            low,
+            val,
+            sgn,
+            boxes,
+            box_class,
+            starts,
+            nsc,
+            p,
+            feat,
+        )
+        if status == 0:
+            status = _dec_refinement(st, data, probs, kp, low, val, boxes, starts, nsc, p, feat)
         if status != 0:
             break
     if status == 2:
