@@ -328,3 +328,13 @@ def test_cli_threads_give_the_same_files(tmp_path, series, capsys):
     assert main(["info", str(tmp_path / "s1.wdr"), "--json"]) == 0
     info = capsys.readouterr().out
     assert '"streams": 3' in info and '"format_version": 3' in info
+
+
+def test_deinterleave_work_is_bounded_by_the_bytes_present():
+    """A forged header may claim streams of 4 GiB each: only the chunks the file can hold are
+    scheduled (no allocation proportional to the claimed lengths)."""
+    lengths = (2**32 - 1,) * 4096
+    got = streams.deinterleave(b"\x01" * 10000, lengths)
+    assert sum(len(g) for g in got) == 10000 and len(got) == 4096
+    stream, _off, _size = streams._schedule(np.array(lengths), 10000)
+    assert stream.size <= 4096 * 3

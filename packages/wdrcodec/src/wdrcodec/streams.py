@@ -22,10 +22,19 @@ import numpy as np
 CHUNK = 4096  # bytes of one stream between switches to another stream
 
 
-def _schedule(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Chunk order: ``(stream, offset in stream, size)`` per chunk, in payload order."""
+def _schedule(
+    lengths: np.ndarray, avail: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Chunk order: ``(stream, offset in stream, size)`` per chunk, in payload order.
+
+    With ``avail`` only the chunks that can start inside a prefix of ``avail`` bytes are listed
+    (chunk ``j`` of a stream comes after its ``j`` earlier ones, so it starts at or after
+    ``j * CHUNK``): the work is bounded by the bytes present, not by the lengths a header claims.
+    """
     lengths = np.asarray(lengths, dtype=np.int64)
     n = (lengths + CHUNK - 1) // CHUNK
+    if avail is not None:
+        n = np.minimum(n, (int(avail) + CHUNK - 1) // CHUNK)
     stream = np.repeat(np.arange(lengths.size, dtype=np.int64), n)
     first = np.repeat(np.cumsum(n) - n, n)
     j = np.arange(stream.size, dtype=np.int64) - first
@@ -48,7 +57,7 @@ def interleave(parts: list[bytes]) -> bytes:
 def deinterleave(payload: bytes, lengths: tuple[int, ...]) -> list[bytes]:
     """The stream prefixes held by ``payload``, a prefix of :func:`interleave`'s output for
     streams of ``lengths`` bytes."""
-    stream, off, size = _schedule(np.asarray(lengths, dtype=np.int64))
+    stream, off, size = _schedule(np.asarray(lengths, dtype=np.int64), len(payload))
     pos = np.concatenate([[0], np.cumsum(size)])
     out: list[list[bytes]] = [[] for _ in lengths]
     avail = len(payload)
