@@ -359,8 +359,9 @@ FAST_MARGIN = 2 * (2 * 62 + 2) + 8
 @njit(nogil=True, cache=True, inline="always")
 def _decide(rng, code, pos, data, probs, ctx):
     """One binary decision with a single code register, branchless (the decided bit as a mask,
-    as in :func:`_refine`); returns ``(bit, range, code, pos)``, corrupt when ``code >= range``.
-    The caller guarantees that the renormalisation reads no byte past the end."""
+    as in :func:`_refine`); returns ``(bit, range, code, pos)``, corrupt when ``code >= range``
+    (then the state is not used). The caller guarantees that two bytes can be read at
+    ``pos``."""
     pf = probs[ctx]
     ps = probs[ctx + 1]
     bound = (rng >> PROB_BITS) * ((pf + ps) >> MIX_SHIFT)
@@ -370,11 +371,15 @@ def _decide(rng, code, pos, data, probs, ctx):
     rng = bound + ((rng - 2 * bound) & m)
     probs[ctx] = pf + (((P16 - pf) >> FAST) & ~m) - ((pf >> FAST) & m)
     probs[ctx + 1] = ps + (((P16 - ps) >> SLOW) & ~m) - ((ps >> SLOW) & m)
-    if code < rng:
-        while rng < TOP:
-            rng = rng << 8
-            code = (code << 8) | np.int64(data[pos])
-            pos += 1
+    # renormalisation without a branch: range >= 2**15 after any decision (both outcomes have
+    # probability >= 8 / 4096), so 0, 1 or 2 bytes are shifted in, as many as the loop
+    # ``while range < 2**24`` of :func:`_dec_gap` takes
+    nb = np.int64(rng < TOP) + np.int64(rng < (1 << 16))
+    two = (np.int64(data[pos]) << 8) | np.int64(data[pos + 1])
+    sh = nb << 3
+    rng = rng << sh
+    code = (code << sh) | (two >> (16 - sh))
+    pos += nb
     return bit, rng, code, pos
 
 
@@ -521,7 +526,7 @@ def wdr_decode_ws(
         c = 0
         start = 0  # ICS position (0-based, start of pass) of chunk c
         while True:
-            if nbytes - st[3] > FAST_MARGIN:
+            if nbytes - st[3] > FAST_MARGIN and st[1] == st[2]:
                 gap, s = _dec_gap_fast(st, data, probs, nics + 1 - last, cb)
             else:
                 gap, s = _dec_gap(st, data, probs, nics + 1 - last, cb)
@@ -557,10 +562,10 @@ def wdr_decode_ws(
             if state[c] == 2:
                 base = c * CHUNK
                 w = base
-                for j in range(base, base + cnt[c]):
-                    if ics[j] >= 0:
-                        ics[w] = ics[j]
-                        w += 1
+                for j in range(base, base + cnt[c]):  # branchless: ~half are removed
+                    e = ics[j]
+                    ics[w] = e
+                    w += e >= 0
                 cnt[c] = w - base
                 state[c] = 1
             nics += cnt[c]
@@ -594,7 +599,10 @@ def wdr_decode_ws(
 def _refine(st, data, probs, sigp, sval, count, p):
     """Refinement pass of plane ``p`` over the first ``count`` significant coefficients.
 
-    Same binary decision as in :func:`_dec_gap`, coder state in local variables. Returns ``(i, status)``: ``status`` 0 when done, else -1/-2 at ``i``.
+    Same binary decision as in :func:`_dec_gap`, coder state in local variables. Returns
+    ``(i, status)``: ``status`` 0 when done, else -1/-2 at ``i``. While more than 8 bytes are
+    left the decisions take the single-register path of :func:`_decide` (the registers are
+    equal there, see :func:`_dec_gap_fast`).
     """
     rng = st[0]
     lo = st[1]
@@ -603,7 +611,19 @@ def _refine(st, data, probs, sigp, sval, count, p):
     nbytes = st[4]
     status = 0
     i = 0
-    while i < count:
+    if lo == hi:
+        while i < count and nbytes - pos > 8:
+            a = sigp[i] - p - 1
+            if a > 3:
+                a = 3
+            bit, rng, lo, pos = _decide(rng, lo, pos, data, probs, 2 * (C_REF + a))
+            if lo >= rng:  # corrupt: where the two-register form finds low > high
+                status = -2
+                break
+            sval[i] += (np.int64(1) << p) & -bit
+            i += 1
+        hi = lo
+    while i < count and status == 0:
         a = sigp[i] - p - 1
         if a > 3:
             a = 3
@@ -670,6 +690,18 @@ def _pos_in_box(idx, b, boxes, starts):
     )
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _quotient(a, d, inv):
+    """``a // d`` for ``0 <= a < 2**53``, ``d >= 1``, with ``inv = 1 / d``: the float estimate is
+    off by at most one, and is corrected (a multiply instead of a 64-bit division)."""
+    q = np.int64(a * inv)
+    if q * d > a:
+        q -= 1
+    elif (q + 1) * d <= a:
+        q += 1
+    return q
+
+
 @njit(nogil=True, cache=True)
 def _finish(
     sig, sval, sigp, sneg, nsig, p_cur, refined, val, kp, neg, rec, scale, boxes, starts, scan
@@ -689,6 +721,11 @@ def _finish(
         target = scan if scan.size == rec.size else np.zeros(rec.size, dtype=np.float64)
     nb = boxes.shape[0]
     bc = 0  # box of the previous coefficient: scan indices rise inside a plane's pass
+    if direct:  # per box: row length, slice area and their reciprocals (no division below)
+        bw = boxes[:, 8] - boxes[:, 7]
+        bhw = (boxes[:, 6] - boxes[:, 5]) * bw
+        iw = 1.0 / np.maximum(bw, 1)
+        ihw = 1.0 / np.maximum(bhw, 1)
     for i in range(nsig):
         idx = sig[i]
         k = p_cur if (sigp[i] == p_cur or i < refined) else p_cur + 1
@@ -702,7 +739,15 @@ def _finish(
             if direct:
                 if idx < starts[bc] or (bc + 1 < nb and idx >= starts[bc + 1]):
                     bc = np.searchsorted(starts, idx, side="right") - 1
-                at = _pos_in_box(idx, bc, boxes, starts)
+                local = idx - starts[bc]
+                z = _quotient(local, bhw[bc], ihw[bc])
+                rz = local - z * bhw[bc]
+                y = _quotient(rz, bw[bc], iw[bc])
+                at = (
+                    boxes[bc, 0]
+                    + ((boxes[bc, 3] + z) * boxes[bc, 1] + boxes[bc, 5] + y) * boxes[bc, 2]
+                    + (boxes[bc, 7] + rz - y * bw[bc])
+                )
             target[at] = -r if sneg[i] == 1 else r
     if boxes.shape[0] > 0 and not direct and rec.size > 0:
         scatter_values(target, boxes, rec)
