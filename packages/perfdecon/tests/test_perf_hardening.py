@@ -227,7 +227,8 @@ def test_vof_overview_and_reference_in_the_summary(case, tmp_path):
     vessel = read_nifti(case / "vessel_mask.nii.gz").data > 0
     assert vessel[tuple(s["vof"]["location_xyz"])]
     assert s["vof"]["aif_scale_factor"] >= 1.0 and len(s["vof"]["curve"]) == 40
-    assert s["config"]["vof_correction"] and s["config"]["tmax_method"] == "onset"
+    assert s["config"]["vof_correction"] and s["config"]["tmax_method"] == "calibrated"
+    assert s["effective"]["tmax_method"] == "calibrated"
     assert s["mismatch_ratio"] is None or s["mismatch_ratio"] >= 1.0
     assert s["input"]["dt"] == 1.0
     from PIL import Image

@@ -26,6 +26,7 @@ from perfdecon.config import (
     REFERENCES,
     SMOOTH_T,
     SMOOTH_XY,
+    TMAX_DEFAULT,
     TMAX_METHODS,
 )
 
@@ -121,9 +122,11 @@ def _add_maps_parser(sub) -> None:
     p.add_argument("--penumbra-tmax", type=_number(float, 0, 60, lo_open=True),
                    default=PENUMBRA_TMAX,
                    help=f"penumbra = Tmax above this, s (default: {PENUMBRA_TMAX})")
-    p.add_argument("--tmax", choices=TMAX_METHODS, default="onset",
-                   help="Tmax estimator in s: residue onset (half maximum of the rising edge of "
-                   "its first lobe) or its peak (default: onset)")
+    p.add_argument("--tmax", choices=TMAX_METHODS, default=TMAX_DEFAULT,
+                   help="Tmax estimator in s: calibrated = the residue onset corrected for the "
+                   "regulariser's blur (Tikhonov; onset for the SVD methods), onset = half "
+                   "maximum of the rising edge of its first lobe, peak = its peak "
+                   f"(default: {TMAX_DEFAULT})")
     p.add_argument("--min-aif-quality", type=_number(float, 0, 1), default=MIN_AIF_QUALITY,
                    help="refuse an AIF whose quality (0-1, R^2 of a gamma fit x SNR term) is "
                    f"below this (default: {MIN_AIF_QUALITY})")

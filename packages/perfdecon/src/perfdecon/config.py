@@ -70,8 +70,17 @@ left out of the healthy reference (grey/white matter: 2-5 mL/100 g)."""
 REF_MAX_CBV = 8.0
 """Robust rCBF reference: voxels with CBV above this (mL/100 g) are vessels and left out."""
 
-TMAX_METHODS = ("onset", "peak")
-"""Tmax estimators (see :func:`perfdecon.tmax.onset_time` and :func:`perfdecon.tmax.peak_time`)."""
+TMAX_METHODS = ("calibrated", "onset", "peak")
+"""Tmax estimators (see :mod:`perfdecon.tmax`): the onset corrected for the regulariser's blur,
+the plain half-maximum onset, the residue peak."""
+TMAX_DEFAULT = "calibrated"
+"""Default Tmax estimator; applied as ``"onset"`` for the truncated-SVD methods (their mild
+truncation blur needs no correction and the correction over-shoots there; see
+:attr:`MapsConfig.effective_tmax`)."""
+TMAX_CALIBRATED_METHODS = ("tikhonov",)
+"""Methods whose Tmax the ``"calibrated"`` estimator corrects."""
+TMAX_CALIBRATION_MTTS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0)
+"""MTTs (s) of the simulated residues of the Tmax calibration table."""
 TMAX_LOBE_FRACTION = 0.5
 """Onset Tmax: the residue's first local maximum reaching this fraction of its global maximum is
 its peak (later lobes as high are truncation ringing or noise; see :mod:`perfdecon.tmax`)."""
@@ -120,7 +129,9 @@ class MapsConfig:
     penumbra_tmax:
         Tmax cut-off of the penumbra (s).
     tmax_method:
-        ``"onset"`` (half-maximum of the residue's rising edge, default) or ``"peak"``.
+        ``"calibrated"`` (default: the onset corrected for the regulariser's blur; Tikhonov
+        only, the onset otherwise), ``"onset"`` (half-maximum of the rising edge of the
+        residue's first lobe) or ``"peak"``.
     rho, hematocrit_factor:
         Tissue density (g/mL) and hematocrit correction (see :mod:`perfdecon.maps`).
     min_aif_quality:
@@ -142,7 +153,7 @@ class MapsConfig:
     robust_reference: bool = True
     core_threshold: float = CORE_THRESHOLD
     penumbra_tmax: float = PENUMBRA_TMAX
-    tmax_method: str = "onset"
+    tmax_method: str = TMAX_DEFAULT
     rho: float = RHO
     hematocrit_factor: float = HEMATOCRIT_FACTOR
     min_aif_quality: float = MIN_AIF_QUALITY
@@ -173,6 +184,13 @@ class MapsConfig:
         return "circulant" if self.method in CIRCULANT_ONLY else self.matrix
 
     @property
+    def effective_tmax(self) -> str:
+        """The Tmax estimator actually used (``"calibrated"`` only for Tikhonov)."""
+        if self.tmax_method == "calibrated" and self.method not in TMAX_CALIBRATED_METHODS:
+            return "onset"
+        return self.tmax_method
+
+    @property
     def effective_threshold(self) -> float | None:
         """The truncation threshold actually used (None for Tikhonov and oSVD)."""
         if self.method not in DEFAULT_THRESHOLDS:
@@ -190,6 +208,7 @@ class MapsConfig:
         d["threshold"] = self.effective_threshold
         d["lambda_rel"] = self.lambda_rel if self.method == "tikhonov" else None
         d["osvd_target"] = OSVD_TARGET if self.method == "osvd" else None
+        d["tmax_method"] = self.effective_tmax
         if self.modality != "dsc":
             d["te"] = None
         return d
@@ -217,6 +236,9 @@ __all__ = [
     "SMOOTH_T",
     "SMOOTH_XY",
     "SOFT_CORE_TEMPERATURE",
+    "TMAX_CALIBRATED_METHODS",
+    "TMAX_CALIBRATION_MTTS",
+    "TMAX_DEFAULT",
     "TMAX_LOBE_FRACTION",
     "TMAX_METHODS",
     "TRAIN_CORE_TEMPERATURE",

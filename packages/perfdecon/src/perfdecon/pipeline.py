@@ -222,7 +222,7 @@ def run_case(
         threshold=cfg.threshold,
         mask=brain,
         cbv_aif_area="positive" if chosen.source == "model" else "full",
-        tmax_method=cfg.tmax_method,
+        tmax_method=cfg.effective_tmax,
         rho=cfg.rho,
         hematocrit_factor=cfg.hematocrit_factor,
     )
