@@ -72,6 +72,22 @@ def _add_batch_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--quiet", action="store_true", help="print only errors (default: off)")
 
 
+def _cli_threads(p: argparse.ArgumentParser) -> None:
+    """The command line threads every core by default (``CLI_THREADS``); the Python API's
+    default (one thread) suits callers that run their own threads or processes (zarr, dask)."""
+    from dataclasses import fields
+
+    from wdrcodec.config import CLI_THREADS
+
+    api = next(f.default for f in fields(EncodeConfig) if f.name == "threads")
+    for action in p._actions:
+        if action.dest == "threads":
+            action.default = CLI_THREADS
+            action.help = (action.help or "").rsplit(" (default:", 1)[0] + (
+                f" (default: {CLI_THREADS}; the Python API's default is {api})"
+            )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wdrcodec import __version__
 
@@ -90,11 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_batch_options(enc, ".nii/.nii.gz/.npy or DICOM series folders")
     add_config_arguments(enc, EncodeConfig)
+    _cli_threads(enc)
     enc.set_defaults(func=cmd_encode)
 
     dec = sub.add_parser("decode", help="decode .wdr to NIfTI or .npy (optionally a prefix)")
     _add_batch_options(dec, ".wdr")
     add_config_arguments(dec, DecodeConfig)
+    _cli_threads(dec)
     dec.add_argument(
         "--format",
         choices=("nii.gz", "nii", "npy", "dicom"),
@@ -158,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(
         ev, EncodeConfig, exclude=("bpv", "psnr", "psnr_range", "lossless", "mode", "wavelet")
     )
+    _cli_threads(ev)
     ev.set_defaults(func=cmd_eval)
 
     bench = sub.add_parser("bench", help="compare with OpenJPEG J2K and SPERR (imagecodecs)")

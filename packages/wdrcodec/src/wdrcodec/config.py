@@ -40,6 +40,7 @@ MIN_FLOAT_STEP, MAX_FLOAT_STEP = 1e-30, 1e38  # input units (float32 spans ~1e-3
 MIN_MEMORY_GIB, MAX_MEMORY_GIB = 1e-6, 1e6  # GiB
 MAX_THREADS = 1024
 BUILTIN_WAVELET = "cdf97"  # the built-in lifting CDF 9/7 (wdrcodec.lifting)
+CLI_THREADS = 0  # the command line's default --threads: every core (the library's is 1)
 THREADS_HELP = (
     "worker threads inside one file: the volumes of a 4D series and the slabs of every "
     "wavelet pass run on them (count; 0: every core this process may use, divided by --jobs; "
@@ -149,7 +150,7 @@ class EncodeConfig:
             "wdrcodec[wavelets]; the lossless mode always uses the integer LeGall 5/3)"
         },
     )
-    threads: int = field(default=0, metadata={"help": THREADS_HELP, "min": 0, "max": MAX_THREADS})
+    threads: int = field(default=1, metadata={"help": THREADS_HELP, "min": 0, "max": MAX_THREADS})
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -198,7 +199,7 @@ class DecodeConfig:
             "max": MAX_MEMORY_GIB,
         },
     )
-    threads: int = field(default=0, metadata={"help": THREADS_HELP, "min": 0, "max": MAX_THREADS})
+    threads: int = field(default=1, metadata={"help": THREADS_HELP, "min": 0, "max": MAX_THREADS})
 
     def __post_init__(self) -> None:
         for f in fields(self):
