@@ -240,7 +240,7 @@ def ablation_table(summary: list[dict[str, Any]]) -> str:
             f"| {s['variant']} | {f(s.get('onset_corr'))} | {f(s.get('peak_corr'))} | "
             f"{f(s.get('pairwise_corr'), 7)} | {f(s.get('aif_corr'))} | "
             f"{f(s.get('onset_error_s'), 2)} | "
-            + (f"{rng[0]:.2f}–{rng[1]:.2f} ({s['onset_sd_s']:.2g})" if rng else "–")
+            + (f"{rng[0]:.2f}–{rng[1]:.2f} ({s['onset_sd_s']:.3f})" if rng else "–")
             + f" | {f(s.get('peak_cv'))} | {f(s['dice'])} ({f(s['dice_sd'])}) | {f(s['penumbra_dice'])} | "
             f"{f(s.get('train_cpu_s'), 0)} |"
         )
