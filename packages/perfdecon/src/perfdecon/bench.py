@@ -212,7 +212,7 @@ def run_cohort_bench(
     """``perfdecon maps`` on ``n_cases`` phantom cases: one process per case vs one batch call.
 
     Both are timed as fresh ``python -m perfdecon.cli`` processes, so the batch pays the
-    interpreter start-up and the imports (torch, scipy, nibabel, matplotlib) once.
+    interpreter start-up and the imports (numpy, scipy, nibabel, matplotlib) once.
     """
     import json
     import subprocess
