@@ -39,6 +39,8 @@ from perfdecon.errors import PerfdeconError
 
 VARIANTS = ("fc", "fc+aux", "select", "select+aux", "fc-p99", "fc-p99+aux")
 """Variant names (head, optional ``-p99`` legacy normalisation, optional ``+aux`` term)."""
+OUTPUT_FILES = ("ablation.json", "ablation.md")
+"""Files written in the output folder (besides one run folder per variant)."""
 ONSET_FRACTION = 0.1
 """Arrival time = first crossing of this fraction of the curve's peak."""
 
@@ -255,13 +257,16 @@ def ablate_aif(config: AblationConfig | None = None) -> AblationResult:
     """
     import torch
 
+    from medshared.io.outputs import check_output_folder
+    from perfdecon.train import RUN_FILES
+
     cfg = config or AblationConfig()
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise PerfdeconError(f"--out {out}: exists and is not a folder")
-    for name in cfg.variants:  # before any work: train() refuses a folder holding a run
+    out = check_output_folder(cfg.out, OUTPUT_FILES, what="--out")  # before any work
+    for name in cfg.variants:  # train() would refuse a folder holding a run after hours of work
         if (out / name / "config.json").exists():
             raise PerfdeconError(f"--out {out}: {name}/ already holds a run; use a new folder")
+        if out.is_dir():
+            check_output_folder(out / name, RUN_FILES, what="--out")
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
