@@ -113,3 +113,13 @@ def test_maps_without_a_learned_aif_never_imports_torch(small_case, tmp_path, fi
     assert res == {"rc": 0, "loaded": expected}
     assert (tmp_path / "o" / "cbf.nii.gz").is_file()
     assert (tmp_path / "o" / "overview.png").is_file() == figures
+
+
+def test_calibrated_tmax_is_the_same_through_both_backends(grid):
+    ref = compute_maps(torch.from_numpy(grid.ctc).double(), torch.from_numpy(grid.aif).double(),
+                       grid.dt, tmax_method="calibrated")
+    got = npmaps.compute_maps(grid.ctc.astype(np.float64), grid.aif, grid.dt,
+                              tmax_method="calibrated")
+    np.testing.assert_allclose(got.tmax, ref.tmax.numpy(), atol=1e-6)
+    onset = npmaps.compute_maps(grid.ctc.astype(np.float64), grid.aif, grid.dt).tmax
+    assert np.median(got.tmax - onset) > 0.1  # the correction moves Tmax later

@@ -241,7 +241,9 @@ def compute_maps(
         area of its positive part, for a learned AIF with negative lobes (the paper's linear
         output), whose absolute scale is arbitrary anyway; CBF, rCBF and Tmax do not use it.
     tmax_method:
-        ``"onset"`` (:func:`onset_time`, default) or ``"peak"`` (:func:`peak_time`).
+        ``"onset"`` (:func:`onset_time`, default), ``"peak"`` (:func:`peak_time`) or
+        ``"calibrated"`` (the onset corrected for the regulariser's blur,
+        :func:`perfdecon.npmaps.calibrated_tmax`; what ``perfdecon maps`` uses with Tikhonov).
 
     Returns
     -------
@@ -285,8 +287,20 @@ def compute_maps(
         tmax = onset_time(k, dt)
     elif tmax_method == "peak":
         tmax = peak_time(k, dt)
+    elif tmax_method == "calibrated":
+        from perfdecon.npmaps import calibrated_tmax
+
+        def host(x: torch.Tensor) -> np.ndarray:
+            return x.detach().cpu().numpy().astype(np.float64)
+
+        cal = calibrated_tmax(host(aif), host(onset_time(k, dt)), host(mtt), dt, method=method,
+                              matrix=matrix, lambda_rel=lambda_rel, threshold=threshold,
+                              osvd_target=osvd_target)
+        tmax = torch.from_numpy(cal).to(device=k.device, dtype=k.dtype)
     else:
-        raise PerfdeconError(f"tmax_method must be 'onset' or 'peak', got {tmax_method!r}")
+        raise PerfdeconError(
+            f"tmax_method must be 'calibrated', 'onset' or 'peak', got {tmax_method!r}"
+        )
     ttp = curves.argmax(-1).to(ctc.dtype) * dt
 
     def scatter(v: torch.Tensor) -> torch.Tensor:
