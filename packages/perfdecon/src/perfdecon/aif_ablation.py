@@ -80,6 +80,12 @@ class AblationConfig:
     eval_seed: int = field(default=10_000, metadata=_m("seed of the held-out cases", min=0))
     out: str = field(default="runs/ablate-aif", metadata=_m("output folder"))
     progress: bool = field(default=True, metadata=_m("progress bars"))
+    diagnose: bool = field(
+        default=False,
+        metadata=_m("print the diagnosis instead (true-AIF spread of the training cases, loss "
+                    "with own/mean/other/shifted AIFs, pooled-feature spread per normalisation); "
+                    "trains nothing"),
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "variants", tuple(self.variants))
@@ -153,6 +159,87 @@ def _variant(name: str) -> dict[str, Any]:
         "input_percentile": LEGACY_INPUT_PERCENTILE if "-p99" in name else None,
         "aux": name.endswith("+aux"),
     }
+
+
+def diagnose(cfg: AblationConfig) -> dict[str, Any]:
+    """Why the FC head's AIF ignores its input, measured on the training phantoms of ``cfg``.
+
+    Returns a dict with
+
+    * ``true_aif``: spread over the training cases of the true AIF's arrival time (s), peak
+      (series units) and time to peak (s), and its mean pairwise correlation;
+    * ``loss``: mean training soft-Dice loss (:func:`perfdecon.objective.case_loss`'s
+      deconvolution, smoothing and temperature) with each case's own true AIF, the same ×3, shifted
+      by -2/-1/+1/+2 frames, the mean normalised curve of all cases, and other cases' AIFs;
+    * ``feature_spread``: per input percentile (the old 99 and the new 50), the across-case
+      standard deviation of an untrained FC network's pooled features relative to their mean
+      (median over features), and the same for dropout noise on one case.
+    """
+    import torch
+
+    from perfdecon.augment import shift_bolus
+    from perfdecon.config import SMOOTH_T, SMOOTH_XY, TRAIN_CORE_TEMPERATURE
+    from perfdecon.datasets import PhantomDataset, network_input
+    from perfdecon.losses import soft_dice_loss
+    from perfdecon.maps import soft_core_from_aif
+    from perfdecon.models import AIFNet
+    from perfdecon.preprocess import smooth
+
+    ds = PhantomDataset(cfg.cases, seed=cfg.seed, size=cfg.size, n_slices=cfg.n_slices,
+                        n_frames=cfg.n_frames, noise_hu=cfg.noise_hu)
+    samples = [ds[i] for i in range(len(ds))]
+    dt = samples[0].dt
+    aifs = np.stack([s.aif for s in samples]).astype(np.float64)
+    on = arrival_time(aifs, dt)
+    true = {"arrival_s": [float(on.min()), float(on.max()), float(on.std())],
+            "peak": [float(aifs.max(1).min()), float(aifs.max(1).max()), float(aifs.max(1).std())],
+            "time_to_peak_s": [float(aifs.argmax(1).min() * dt), float(aifs.argmax(1).max() * dt)],
+            "pairwise_corr": pairwise_correlation(aifs)}
+
+    def loss(s, aif) -> float:
+        sm = smooth(s.ctc, SMOOTH_XY, SMOOTH_T, mask=s.brain_mask)
+        p = soft_core_from_aif(torch.from_numpy(np.ascontiguousarray(sm, np.float32)),
+                               torch.as_tensor(np.asarray(aif, np.float32)), s.dt,
+                               torch.from_numpy(s.brain_mask), temperature=TRAIN_CORE_TEMPERATURE)
+        return float(soft_dice_loss(p, torch.from_numpy(s.core_mask),
+                                    mask=torch.from_numpy(s.brain_mask)))
+
+    mean_curve = (aifs / aifs.max(1, keepdims=True)).mean(0)
+    n = len(samples)
+    trials: dict[str, list[float]] = {"own": [], "own x3": [], "mean curve": [], "other cases": []}
+    for k in (-2, -1, 1, 2):
+        trials[f"shift {k:+d} frames"] = []
+    with torch.no_grad():
+        for i, s in enumerate(samples):
+            trials["own"].append(loss(s, aifs[i]))
+            trials["own x3"].append(loss(s, 3 * aifs[i]))
+            trials["mean curve"].append(loss(s, mean_curve))
+            trials["other cases"].append(float(np.mean([loss(s, aifs[j])
+                                                        for j in range(n) if j != i])))
+            for k in (-2, -1, 1, 2):
+                trials[f"shift {k:+d} frames"].append(loss(s, shift_bolus(aifs[i], k)))
+    spread = {}
+    for pct in (LEGACY_INPUT_PERCENTILE, 50.0):
+        torch.manual_seed(cfg.seed)
+        net = AIFNet(cfg.n_frames, cfg.n_slices, dropout=cfg.dropout, input_percentile=pct)
+        xs = [network_input(s.ctc, s.brain_mask, percentile=pct) for s in samples]
+
+        def pooled(x, net=net):
+            h = net.conv2d(net.conv3d(x).mean(2))
+            return h.mean((2, 3))[0].numpy()
+
+        with torch.no_grad():
+            net.eval()
+            f = np.stack([pooled(x) for x in xs])
+            net.train()
+            d = np.stack([pooled(xs[0]) for _ in range(8)])
+        m = np.abs(f.mean(0)) + 1e-12
+        spread[f"p{pct:g}"] = {"across_cases": float(np.median(f.std(0) / m)),
+                               "dropout": float(np.median(d.std(0) / m)),
+                               "median_tissue_input": float(np.median(
+                                   xs[0][0].numpy().max(0)[samples[0].brain_mask]))}
+    return {"true_aif": true, "loss": {k: float(np.mean(v)) for k, v in trials.items()},
+            "feature_spread": spread}
 
 
 def _held_out(cfg: AblationConfig):
@@ -335,8 +422,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd(args: argparse.Namespace) -> int:
     from medshared.training.config import config_from_args
+    from perfdecon.jsonout import dumps
 
-    res = ablate_aif(config_from_args(AblationConfig, args))
+    cfg = config_from_args(AblationConfig, args)
+    if cfg.diagnose:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+        print(dumps(diagnose(cfg)), end="")
+        return 0
+    res = ablate_aif(cfg)
     print(res.table)
     print(f"wrote {res.out / 'ablation.json'}")
     return 0
@@ -355,6 +450,7 @@ __all__ = [
     "AblationResult",
     "ablate_aif",
     "ablation_table",
+    "diagnose",
     "arrival_time",
     "build_parser",
     "main",
