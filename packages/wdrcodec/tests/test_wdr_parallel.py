@@ -338,3 +338,13 @@ def test_deinterleave_work_is_bounded_by_the_bytes_present():
     assert sum(len(g) for g in got) == 10000 and len(got) == 4096
     stream, _off, _size = streams._schedule(np.array(lengths), 10000)
     assert stream.size <= 4096 * 3
+
+
+def test_critical_path_accounting(series):
+    """The bench's load-robust figure: with 2 threads the busiest thread carries about half of
+    the series' tasks, with 1 thread all of them; accounting is off again afterwards."""
+    one = parallel.critical_path(lambda: wdrcodec.encode(series, bpv=1.0, threads=1))
+    two = parallel.critical_path(lambda: wdrcodec.encode(series, bpv=1.0, threads=2))
+    assert one[2] == two[2]
+    assert 0 < one[0] <= one[1] * 1.001 and 0 < two[0] < two[1]
+    assert parallel._ACCOUNT is None

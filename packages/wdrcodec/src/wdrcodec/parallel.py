@@ -20,6 +20,8 @@ own cache would not notice a change in a callee).
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -181,9 +183,54 @@ class Pool:
 
     def map(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
         """``[fn(x) for x in items]``, on the pool's threads; exceptions propagate."""
+        if _ACCOUNT is not None:
+            fn = _accounted(fn)
         if self._ex is None or len(items) <= 1:
             return [fn(x) for x in items]
         return list(self._ex.map(fn, items))
+
+
+# CPU accounting for the benchmark (:mod:`wdrcodec.parallel_bench`): with ``_ACCOUNT`` a dict,
+# the CPU seconds of every outermost task are added up per thread id; None (the default) costs
+# nothing.
+_ACCOUNT: dict[int, float] | None = None
+_DEPTH = threading.local()
+
+
+def _accounted(fn: Callable[[Any], T]) -> Callable[[Any], T]:
+    def run(x: Any) -> T:
+        depth = getattr(_DEPTH, "d", 0)
+        _DEPTH.d = depth + 1
+        c0 = time.thread_time()
+        try:
+            return fn(x)
+        finally:
+            _DEPTH.d = depth
+            if depth == 0 and _ACCOUNT is not None:
+                tid = threading.get_ident()
+                _ACCOUNT[tid] = _ACCOUNT.get(tid, 0.0) + time.thread_time() - c0
+
+    return run
+
+
+def critical_path(fn: Callable[[], T]) -> tuple[float, float, T]:
+    """Run ``fn`` and return ``(critical CPU s, total CPU s, result)``: the CPU time of the
+    calling thread outside pool tasks plus that of the busiest thread's tasks, i.e. the wall
+    time ``fn`` would take on idle cores, whatever else the machine runs; and the CPU time of
+    all threads (benchmark use; not thread-safe)."""
+    global _ACCOUNT
+    _ACCOUNT = {}
+    me = threading.get_ident()
+    c0 = time.thread_time()
+    try:
+        out = fn()
+        mine = time.thread_time() - c0
+        acc = _ACCOUNT
+    finally:
+        _ACCOUNT = None
+    inline = acc.pop(me, 0.0)
+    busiest = max([inline, *acc.values()])
+    return mine - inline + busiest, mine + sum(acc.values()), out
 
 
 SERIAL = Pool(1)  # GIL-free kernels, no threads: what a task of an outer pool uses

@@ -21,7 +21,10 @@ QUICK_SHAPE = (4, 16, 128, 128)
 
 @dataclass(frozen=True)
 class ThreadTiming:
-    """Best wall time (s) and the CPU time of that run (s, all threads) at one thread count."""
+    """At one thread count: best wall time (s), the CPU time of that run (s, all threads) and
+    the best critical path (s: CPU time outside the thread pool's tasks plus the busiest
+    thread's, what the wall time would be on idle cores; see
+    :func:`wdrcodec.parallel.critical_path`)."""
 
     rate: str
     threads: int
@@ -29,6 +32,8 @@ class ThreadTiming:
     decode_s: float
     encode_cpu_s: float
     decode_cpu_s: float
+    encode_path_s: float
+    decode_path_s: float
 
 
 def series_volume(shape: tuple[int, int, int, int] = SERIES_SHAPE) -> np.ndarray:
@@ -52,14 +57,18 @@ def measure(
     count, ``repeat`` interleaved rounds, best wall time; raises if the outputs differ."""
     from wdrcodec.codec import decode, encode
     from wdrcodec.config import DecodeConfig
+    from wdrcodec.parallel import critical_path
 
     kw = {"lossless": True} if rate is None else {"bpv": rate}
-    best: dict[int, list[float]] = {n: [np.inf, 0.0, np.inf, 0.0] for n in threads}
+    inf = float("inf")
+    best: dict[int, list[float]] = {n: [inf, 0.0, inf, 0.0, inf, inf] for n in threads}
     ref: tuple[bytes, np.ndarray] | None = None
     for _ in range(repeat):
         for n in threads:
             we, ce, blob = _timed(lambda n=n: encode(vol, threads=n, **kw))
             wd, cd, rec = _timed(lambda n=n, b=blob: decode(b, limits=DecodeConfig(threads=n)))
+            pe = critical_path(lambda n=n: encode(vol, threads=n, **kw))[0]
+            pd = critical_path(lambda n=n, b=blob: decode(b, limits=DecodeConfig(threads=n)))[0]
             if ref is None:
                 ref = (blob, rec)
             elif blob != ref[0] or not np.array_equal(rec, ref[1]):
@@ -69,8 +78,9 @@ def measure(
                 b[0], b[1] = we, ce
             if wd < b[2]:
                 b[2], b[3] = wd, cd
+            b[4], b[5] = min(b[4], pe), min(b[5], pd)
     name = "lossless" if rate is None else f"{rate:g} bpv"
-    return [ThreadTiming(name, n, b[0], b[2], b[1], b[3]) for n, b in best.items()]
+    return [ThreadTiming(name, n, b[0], b[2], b[1], b[3], b[4], b[5]) for n, b in best.items()]
 
 
 def thread_table(quick: bool = False, threads: int | None = None) -> dict:
@@ -87,24 +97,35 @@ def thread_table(quick: bool = False, threads: int | None = None) -> dict:
     print(
         f"\nThreads: 4D series {'x'.join(map(str, shape))} (T, Z, Y, X) uint16, real example4d "
         f"tiled; 1 vs {n} threads on {available_cores()} cores, best of {repeat} interleaved "
-        "runs; wall s (CPU s); same bytes and decoded array at every thread count"
+        "runs, same bytes and decoded array at every thread count. Wall s (CPU s of all "
+        "threads), speedup; path: the critical path's speedup (CPU s outside the pool's tasks "
+        "+ the busiest thread's: the wall time on idle cores, robust to a loaded machine)"
     )
     print(
-        f"{'rate':>9} {'encode 1':>14} {f'encode {n}':>14} {'x':>5} {'decode 1':>14} "
-        f"{f'decode {n}':>14} {'x':>5}"
+        f"{'rate':>9} {'encode 1':>15} {f'encode {n}':>15} {'x':>5} {'path':>5} "
+        f"{'decode 1':>15} {f'decode {n}':>15} {'x':>5} {'path':>5}"
     )
     rows = []
     for rate in rates:
         res = measure(vol, rate, counts, repeat)
         one, many = res[0], res[-1]
         se, sd = one.encode_s / many.encode_s, one.decode_s / many.decode_s
+        pe, pd = one.encode_path_s / many.encode_path_s, one.decode_path_s / many.decode_path_s
         print(
             f"{one.rate:>9} {one.encode_s:7.3f} ({one.encode_cpu_s:5.3f}) "
-            f"{many.encode_s:7.3f} ({many.encode_cpu_s:5.3f}) {se:5.2f} "
+            f"{many.encode_s:7.3f} ({many.encode_cpu_s:5.3f}) {se:5.2f} {pe:5.2f} "
             f"{one.decode_s:7.3f} ({one.decode_cpu_s:5.3f}) "
-            f"{many.decode_s:7.3f} ({many.decode_cpu_s:5.3f}) {sd:5.2f}"
+            f"{many.decode_s:7.3f} ({many.decode_cpu_s:5.3f}) {sd:5.2f} {pd:5.2f}"
         )
-        rows.append({"timings": [asdict(r) for r in res], "encode_x": se, "decode_x": sd})
+        rows.append(
+            {
+                "timings": [asdict(r) for r in res],
+                "encode_x": se,
+                "decode_x": sd,
+                "encode_path_x": pe,
+                "decode_path_x": pd,
+            }
+        )
     return {"shape": list(shape), "threads": n, "cores": available_cores(), "rows": rows}
 
 
