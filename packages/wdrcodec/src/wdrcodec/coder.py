@@ -383,10 +383,11 @@ def _decide(rng, code, pos, data, probs, ctx):
     return bit, rng, code, pos
 
 
-@njit(nogil=True, cache=True)
-def _dec_gap_fast(st, data, probs, maxgap, cb):
+@njit(nogil=True, cache=True, inline="always")
+def _dec_gap_fast(rng, code, pos, data, probs, maxgap, cb):
     """:func:`_dec_gap` while at least ``FAST_MARGIN`` bytes are left: same decisions, same
-    results, same stops on corrupt data, with one code register instead of two.
+    results, same stops on corrupt data, with one code register instead of two and the coder
+    state in scalars; returns ``(gap, negative, range, code, pos)``.
 
     While no byte past the end has been read the 0x00- and 0xFF-padded registers are equal
     (the range decoder's ``high`` only departs from ``low`` through padding, or through the
@@ -394,9 +395,6 @@ def _dec_gap_fast(st, data, probs, maxgap, cb):
     after the clamp is ``low >= range``. Decisions are branchless (:func:`_decide`); the only
     data-dependent branch is the end of the gap.
     """
-    rng = st[0]
-    code = st[1]
-    pos = st[3]
     g = 1
     t = 0
     result = 0
@@ -420,11 +418,7 @@ def _dec_gap_fast(st, data, probs, maxgap, cb):
         if g > maxgap:
             result = -2
             break
-    st[0] = rng
-    st[1] = code
-    st[2] = code if code < rng else rng - 1  # the clamp of the two-register form
-    st[3] = pos
-    return result, sign
+    return result, sign, rng, code, pos
 
 
 @njit(nogil=True, cache=True)
@@ -514,7 +508,15 @@ def wdr_decode_ws(
     nch = (n + CHUNK - 1) // CHUNK
     cnt = np.full(nch, CHUNK, dtype=np.int64)
     cnt[nch - 1] = n - (nch - 1) * CHUNK
-    state = np.zeros(nch, dtype=np.uint8)  # 0 identity (not stored), 1 stored, 2 stored + dirty
+    # chunk state: 0 identity (not stored), 1 stored and compact, 2 stored with entries removed
+    # (-1) in pass mark[c], compacted when a later pass first needs the chunk (a chunk that
+    # no later pass reaches is never compacted); the chunks a pass removed from are listed in
+    # ``touched`` so the counts are updated without a sweep over every chunk
+    state = np.zeros(nch, dtype=np.uint8)
+    mark = np.full(nch, -1, dtype=np.int64)
+    plen = cnt.copy()  # stored entries, removed ones included
+    removed = np.zeros(nch, dtype=np.int64)
+    touched = np.empty(nch, dtype=np.int64)
     nics = n
     nsig = 0
     for k in range(nplanes):
@@ -525,11 +527,27 @@ def wdr_decode_ws(
         cb = 0
         c = 0
         start = 0  # ICS position (0-based, start of pass) of chunk c
+        ntouched = 0
+        rng = st[0]  # the coder state in scalars for the fast gaps (stored back below)
+        lo = st[1]
+        hi = st[2]
+        bpos = st[3]
         while True:
-            if nbytes - st[3] > FAST_MARGIN and st[1] == st[2]:
-                gap, s = _dec_gap_fast(st, data, probs, nics + 1 - last, cb)
+            if lo == hi and nbytes - bpos > FAST_MARGIN:
+                gap, s, rng, lo, bpos = _dec_gap_fast(
+                    rng, lo, bpos, data, probs, nics + 1 - last, cb
+                )
+                hi = lo if lo < rng else rng - 1  # the clamp of the two-register form
             else:
+                st[0] = rng
+                st[1] = lo
+                st[2] = hi
+                st[3] = bpos
                 gap, s = _dec_gap(st, data, probs, nics + 1 - last, cb)
+                rng = st[0]
+                lo = st[1]
+                hi = st[2]
+                bpos = st[3]
             if gap < 0:
                 _finish(
                     sig, sval, sigp, sneg, nsig, p, 0, val, kp, neg, rec, scale, boxes, starts,
@@ -546,10 +564,24 @@ def wdr_decode_ws(
             if state[c] == 0:  # identity chunk: store it before its first removal
                 for j in range(base, base + cnt[c]):
                     ics[j] = j
-            state[c] = 2
+                state[c] = 1
+            elif state[c] == 2 and mark[c] != k:  # removals of an earlier pass: compact
+                w = base
+                for j in range(base, base + plen[c]):  # branchless: ~half are removed
+                    e = ics[j]
+                    ics[w] = e
+                    w += e >= 0
+                plen[c] = w - base
+                state[c] = 1
+            if state[c] == 1:
+                state[c] = 2
+                mark[c] = k
+                touched[ntouched] = c
+                ntouched += 1
+            removed[c] += 1
             slot = base + (pos - 1 - start)
             idx = ics[slot]
-            ics[slot] = -1  # removed at the end of the pass (positions keep counting it)
+            ics[slot] = -1  # removed from the counts at the end of the pass
             sneg[nsig] = s
             cb = cls[idx] * NRUN
             sig[nsig] = idx
@@ -557,18 +589,15 @@ def wdr_decode_ws(
             sigp[nsig] = p
             nsig += 1
             last = pos
-        nics = 0
-        for c in range(nch):
-            if state[c] == 2:
-                base = c * CHUNK
-                w = base
-                for j in range(base, base + cnt[c]):  # branchless: ~half are removed
-                    e = ics[j]
-                    ics[w] = e
-                    w += e >= 0
-                cnt[c] = w - base
-                state[c] = 1
-            nics += cnt[c]
+        st[0] = rng
+        st[1] = lo
+        st[2] = hi
+        st[3] = bpos
+        for i in range(ntouched):
+            c = touched[i]
+            cnt[c] -= removed[c]
+            nics -= removed[c]
+            removed[c] = 0
         i, b = _refine(st, data, probs, sigp, sval, nsig_old, p)
         if b < 0:
             _finish(

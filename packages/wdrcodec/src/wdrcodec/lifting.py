@@ -300,19 +300,11 @@ def _inv97_yx(v, t, tmp):
 # ``v3[p, q, :n2]``, is typed contiguous. Same operations in the same order as the kernels above.
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _row(v3, axis, fixed, k, nq):
-    """Row ``k`` along ``axis`` (0 or 1) of the slab ``fixed`` of the box: a contiguous view."""
-    if axis == 1:
-        return v3[fixed, k, :nq]
-    return v3[k, fixed, :nq]
-
-
 @njit(nogil=True, cache=True)
-def _any_nz_rows(v3, axis, fixed, i0, i1, nq):
-    """True when a row ``i0 <= k < i1`` of the slab holds a nonzero value."""
+def _any_nz_rows(m2, off, i0, i1, nq):
+    """True when a row ``m2[k, off:off + nq]``, ``i0 <= k < i1``, holds a nonzero value."""
     for k in range(i0, i1):
-        r = _row(v3, axis, fixed, k, nq)
+        r = m2[k, off : off + nq]
         for b in range(nq):
             if r[b] != 0.0:
                 return True
@@ -320,21 +312,23 @@ def _any_nz_rows(v3, axis, fixed, i0, i1, nq):
 
 
 @njit(nogil=True, cache=True)
-def _inv97_rows(v3, axis, fixed, N, nq, tmp):
-    """:func:`_inv97_slab` of the slab of ``N`` rows of ``nq`` values along ``axis`` at
-    ``fixed`` (``tmp``: C-contiguous ``(N, nq)``, so that its rows are typed contiguous)."""
+def _inv97_rows(m2, off, N, nq, scratch):
+    """:func:`_inv97_slab` of the slab ``m2[:N, off:off + nq]`` (``m2`` C-contiguous 2D, so
+    every row ``m2[k, off:off + nq]`` is a contiguous view); ``scratch``: at least ``N * nq``
+    values."""
     ns = (N + 1) // 2
     nd = N // 2
-    hi_nz = _any_nz_rows(v3, axis, fixed, ns, N, nq)
-    if not hi_nz and not _any_nz_rows(v3, axis, fixed, 0, ns, nq):
+    hi_nz = _any_nz_rows(m2, off, ns, N, nq)
+    if not hi_nz and not _any_nz_rows(m2, off, 0, ns, nq):
         return
+    tmp = scratch[: N * nq].reshape((N, nq))
     lo = tmp[:ns]
     hi = tmp[ns:N]
     for k in range(ns + 2):
         if k < ns:
             if k < nd:
-                _scale_rows(hi[k], _row(v3, axis, fixed, ns + k, nq), 1.0 / HIGH_SCALE)
-            _scale_rows(lo[k], _row(v3, axis, fixed, k, nq), 1.0 / LOW_SCALE)
+                _scale_rows(hi[k], m2[ns + k, off : off + nq], 1.0 / HIGH_SCALE)
+            _scale_rows(lo[k], m2[k, off : off + nq], 1.0 / LOW_SCALE)
             if hi_nz:
                 left, cur = _lc(k, nd)
                 _lift_rows(lo[k], DELTA, hi[left], hi[cur])
@@ -348,10 +342,14 @@ def _inv97_rows(v3, axis, fixed, N, nq, tmp):
         if 0 <= j < nd:
             _lift_rows(hi[j], ALPHA, lo[j], lo[_right(j, ns)])
     for i in range(nd):
-        _copy_rows(_row(v3, axis, fixed, 2 * i, nq), lo[i])
-        _copy_rows(_row(v3, axis, fixed, 2 * i + 1, nq), hi[i])
+        _copy_rows(m2[2 * i, off : off + nq], lo[i])
+        _copy_rows(m2[2 * i + 1, off : off + nq], hi[i])
     if ns > nd:
-        _copy_rows(_row(v3, axis, fixed, 2 * nd, nq), lo[nd])
+        _copy_rows(m2[2 * nd, off : off + nq], lo[nd])
+
+
+Z_GROUP = 4  # up to 4 whole X rows lifted together along Z (longer contiguous reads)
+Z_SCRATCH = 1 << 16  # values: the Z pass' scratch is kept within ~512 KiB (L2) when grouping
 
 
 @njit(nogil=True, cache=True)
@@ -363,26 +361,33 @@ def inv97_box_lines(v3, n0, n1, n2, t):
 
 
 @njit(nogil=True, cache=True)
-def inv97_box_axis(v3, axis, n0, n1, n2, tmp):
-    """Inverse 9/7 along ``axis`` (0 or 1) of the box ``v3[:n0, :n1, :n2]``; ``tmp``
-    ``(n_axis, n2)`` C-contiguous."""
+def inv97_box_axis(v3, axis, n0, n1, n2, scratch):
+    """Inverse 9/7 along ``axis`` (0 or 1) of the box ``v3[:n0, :n1, :n2]``; ``scratch``: 1D,
+    at least ``n_axis * n2 * Z_GROUP`` values. Along Z, when the box spans whole rows of
+    ``v3``, ``Z_GROUP`` consecutive rows are lifted as one (longer contiguous reads; every
+    value gets the same operations)."""
     if axis == 1:
         for p in range(n0):
-            _inv97_rows(v3, 1, p, n1, n2, tmp)
-    else:
-        for a in range(n1):
-            _inv97_rows(v3, 0, a, n0, n2, tmp)
+            _inv97_rows(v3[p], 0, n1, n2, scratch)
+        return
+    X = v3.shape[2]
+    m2 = v3.reshape((v3.shape[0], v3.shape[1] * X))
+    group = max(1, min(Z_GROUP, Z_SCRATCH // max(1, n0 * X))) if n2 == X else 1
+    for a in range(0, n1, group):
+        rows = min(group, n1 - a)
+        _inv97_rows(m2, a * X, n0, (rows - 1) * X + n2, scratch)
 
 
 @njit(nogil=True, cache=True)
 def inv97_box_yx(v3, n0, n1, n2, t, tmp):
-    """:func:`_inv97_yx` of the box ``v3[:n0, :n1, :n2]``: X then Y, one z-slice at a time."""
+    """:func:`_inv97_yx` of the box ``v3[:n0, :n1, :n2]``: X then Y, one z-slice at a time
+    (``t``: ``(n2,)``; ``tmp``: 1D scratch of at least ``n1 * n2`` values)."""
     for p in range(n0):
         if n2 >= 2:
             for q in range(n1):
                 _inv97_line(v3[p, q, :n2], t)
         if n1 >= 2:
-            _inv97_rows(v3, 1, p, n1, n2, tmp)
+            _inv97_rows(v3[p], 0, n1, n2, tmp)
 
 
 @njit(_I3, nogil=True, cache=True)
@@ -475,7 +480,8 @@ def lift_region(region: np.ndarray, axis: int, lossless: bool, forward: bool) ->
             if axis == 2:
                 inv97_box_lines(parent, n0, n1, n2, np.empty(n2))
             else:
-                inv97_box_axis(parent, axis, n0, n1, n2, np.empty((region.shape[axis], n2)))
+                scratch = np.empty(region.shape[axis] * n2 * Z_GROUP)
+                inv97_box_axis(parent, axis, n0, n1, n2, scratch)
             return
     if axis == 2:  # contiguous lines
         _LINES[(lossless, forward)](region, np.empty(region.shape[2], dtype=region.dtype))
@@ -491,7 +497,7 @@ def inverse_yx(region: np.ndarray) -> None:
     parent = c_parent(region)
     if parent is not None:
         n0, n1, n2 = region.shape
-        inv97_box_yx(parent, n0, n1, n2, np.empty(n2), np.empty((n1, n2)))
+        inv97_box_yx(parent, n0, n1, n2, np.empty(n2), np.empty(n1 * n2))
         return
     _inv97_yx(
         region,
