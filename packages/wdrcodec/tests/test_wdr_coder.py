@@ -118,3 +118,59 @@ def test_decode_into_block_positions_equals_scan_order_scatter(smooth_volume, bp
     assert st1 == st2
     np.testing.assert_array_equal(got, ref)
     assert np.count_nonzero(ref) > 0
+
+
+def test_prefixes_around_the_fast_path_margin_are_consistent():
+    """The decoder takes its single-register fast path while more than ``FAST_MARGIN`` bytes
+    remain and the exact two-register path near the end: every prefix length, including those
+    where a gap straddles the switch, decodes intervals that contain the truth, and a longer
+    prefix never knows less."""
+    mag, neg, top, npl = _coefficients(seed=3)
+    full, _ = coder.encode_coefficients(mag, neg, top, npl, None)
+    assert len(full) > 4 * coder.FAST_MARGIN
+    prev = None
+    for n in list(range(1, 40, 3)) + list(range(coder.FAST_MARGIN - 20, len(full), 97)):
+        val, kp, ng, st_ = coder.decode_coefficients(full[:n], mag.size, top, npl)
+        assert st_ == coder.STATUS_TRUNCATED
+        sig = kp >= 0
+        hi = val[sig] + (np.left_shift(1, kp[sig]) - 1)
+        assert (val[sig] <= mag[sig]).all() and (mag[sig] <= hi).all()
+        np.testing.assert_array_equal(ng[sig], neg[sig])
+        if prev is not None:
+            known = prev >= 0
+            assert (kp[known] >= 0).all() and (kp[known] <= prev[known]).all()
+        prev = kp
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_long_garbage_terminates_on_the_fast_path(seed):
+    """Garbage long enough for the fast path: a status, bounded values, no crash or hang; the
+    same bytes always give the same result."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, int(rng.integers(1000, 20000)), dtype=np.uint8).tobytes()
+    n, top = int(rng.integers(100, 50000)), int(rng.integers(0, 30))
+    val, kp, ng, status = coder.decode_coefficients(data, n, top, top + 1)
+    assert status in (0, 1, 2)
+    assert (val >= 0).all() and (val < (1 << (top + 1))).all()
+    again = coder.decode_coefficients(data, n, top, top + 1)
+    np.testing.assert_array_equal(again.val, val)
+    np.testing.assert_array_equal(again.kp, kp)
+
+
+def test_block_position_quotient_is_exact():
+    from numba import njit
+
+    @njit
+    def quotients(a, d):
+        out = np.empty(a.size, dtype=np.int64)
+        for i in range(a.size):
+            out[i] = coder._quotient(a[i], d[i], 1.0 / d[i])
+        return out
+
+    rng = np.random.default_rng(0)
+    d = np.concatenate([[1, 2, 3, 7, 255, 256, 65536, 2**31 - 1], rng.integers(1, 2**20, 2000)])
+    q = rng.integers(0, 2**31 // d)
+    a = np.concatenate([q * d, q * d - 1, q * d + d - 1, q * d + d // 2])
+    a = np.clip(a, 0, 2**31 - 1)
+    dd = np.tile(d, 4)
+    np.testing.assert_array_equal(quotients(a, dd), a // dd)
