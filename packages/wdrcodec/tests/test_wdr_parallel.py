@@ -229,7 +229,7 @@ def test_interleave_balances_prefixes():
 
 
 def test_allocate_shares_the_budget_exactly():
-    c = streams.plane_costs(np.arange(5000, dtype=np.int64) % 300, 8, 9)
+    c = streams.plane_costs(streams.bit_lengths(np.arange(5000, dtype=np.int64) % 300), 8, 9)
     assert c.shape == (9,) and np.all(c > 0)
     for budget in (1, 777, 10_000, 10**7):
         shares = streams.allocate([c, c, c], budget)

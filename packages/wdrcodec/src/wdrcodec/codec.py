@@ -374,16 +374,22 @@ def _encode_internal(a, a4, cfg: EncodeConfig, order, spacing, affine, metadata,
     mean = float(np.rint(q4.mean())) if lossless else float(q4.mean())
     if split_streams:
         lays = _volume_layouts(q4.shape, grouping, cfg.levels, cfg.packet)
-        coefs = pool.map(
-            lambda t: _coefficients(
+
+        def volume(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            m, s = _coefficients(
                 q4[t : t + 1], lays[t], lossless, cfg.packet, mean, SERIAL, wavelet
-            ),
-            range(q4.shape[0]),
-        )
-        mmax = max(int(m.max()) for m, _ in coefs)
+            )
+            return m, s, streams.bit_lengths(m)
+
+        done = pool.map(volume, range(q4.shape[0]))
+        coefs = [(m, s) for m, s, _ in done]
+        hists = [h for _, _, h in done]
+        top = max(streams.top_plane(h) for h in hists)
+        mmax = 1 << top if top >= 0 else 0
     else:
         mag, neg = _coefficients(q4, lay, lossless, cfg.packet, mean, pool, wavelet)
         mmax = int(mag.max())
+        hists = None
     top = int(mmax).bit_length() - 1 if mmax > 0 else 0
     header = Header(
         shape=tuple(int(s) for s in a.shape),
@@ -426,7 +432,8 @@ def _encode_internal(a, a4, cfg: EncodeConfig, order, spacing, affine, metadata,
     else:
         limit = None
     if split_streams:
-        parts = _encode_streams(coefs, lays, header, limit if cfg.bpv is not None else None, pool)
+        budget = limit if cfg.bpv is not None else None
+        parts = _encode_streams(coefs, hists, lays, header, budget, pool)
         header.streams = tuple(len(p) for p in parts)
         payload = streams.interleave(parts)
     else:
@@ -452,7 +459,7 @@ def _encode_one(mag, neg, lay: Layout, h: Header, limit: int | None) -> tuple[by
     return encode_stream(mag, neg, h.top, h.nplanes, limit, lay.classes, ctx)
 
 
-def _encode_streams(coefs, lays, h: Header, budget: int | None, pool: Pool) -> list[bytes]:
+def _encode_streams(coefs, hists, lays, h: Header, budget: int | None, pool: Pool) -> list[bytes]:
     """Encode one stream per volume; with a payload ``budget`` (bytes) shared among them by
     :func:`wdrcodec.streams.allocate`, and what a stream that ends early leaves over given to
     the others (up to 4 rounds), so the payload is exactly ``budget`` bytes unless every stream
@@ -461,7 +468,7 @@ def _encode_streams(coefs, lays, h: Header, budget: int | None, pool: Pool) -> l
     if budget is None:
         out = pool.map(lambda t: _encode_one(*coefs[t], lays[t], h, None), range(n))
         return [p for p, _ in out]
-    costs = pool.map(lambda t: streams.plane_costs(coefs[t][0], h.top, h.nplanes), range(n))
+    costs = [streams.plane_costs(hists[t], h.top, h.nplanes) for t in range(n)]
     limits = streams.allocate(costs, budget)
     results = pool.map(lambda t: _encode_one(*coefs[t], lays[t], h, limits[t]), range(n))
     for _ in range(4):

@@ -69,18 +69,32 @@ def deinterleave(payload: bytes, lengths: tuple[int, ...]) -> list[bytes]:
     return [b"".join(p) for p in out]
 
 
-def plane_costs(mag: np.ndarray, top: int, nplanes: int) -> np.ndarray:
-    """Modelled bits of each bit plane ``top, top-1, ...`` of one stream (``(nplanes,)``).
+def bit_lengths(mag: np.ndarray) -> np.ndarray:
+    """``(65,)`` histogram of the magnitudes' bit lengths (``hist[b]``: how many have
+    ``floor(log2 m) + 1 == b``, 0 for zeros): all :func:`plane_costs` needs, and the largest
+    magnitude's plane, so one pass over a stream's magnitudes serves both."""
+    # frexp's exponent is the bit length, exact below 2**53 (magnitudes stay below 2**40)
+    bl = np.frexp(mag.astype(np.float64))[1]
+    return np.bincount(bl.ravel(), minlength=65)[:65].astype(np.int64)
+
+
+def top_plane(hist: np.ndarray) -> int:
+    """Highest bit plane holding a magnitude (-1 when all are zero), from :func:`bit_lengths`."""
+    nz = np.flatnonzero(hist)
+    return int(nz[-1]) - 1 if nz.size else -1
+
+
+def plane_costs(hist: np.ndarray, top: int, nplanes: int) -> np.ndarray:
+    """Modelled bits of each bit plane ``top, top-1, ...`` of one stream (``(nplanes,)``) whose
+    magnitudes have the bit-length histogram ``hist`` (:func:`bit_lengths`).
 
     Sorting pass: ``ics * H(new / ics) + new`` (which of the ``ics`` insignificant coefficients
     become significant, and their signs); refinement pass: one bit per coefficient already
     significant.
     """
-    n = mag.size
-    # bit length (magnitude >= 2**p iff bl > p): frexp's exponent, exact below 2**53
-    bl = np.frexp(mag.astype(np.float64))[1]
-    hist = np.bincount(bl.ravel(), minlength=top + 2)[: top + 2] if n else np.zeros(top + 2, int)
-    ge = np.cumsum(hist[::-1])[::-1]  # ge[b] = count(bl >= b)
+    n = int(hist.sum())
+    hist = np.concatenate([hist, np.zeros(max(0, top + 2 - hist.size), np.int64)])[: top + 2]
+    ge = np.cumsum(hist[::-1])[::-1]  # ge[b] = count(bit length >= b)
     planes = top - np.arange(nplanes)
     sig_after = ge[np.minimum(planes + 1, top + 1)]  # count(mag >= 2**p)
     sig_before = np.where(planes + 1 <= top, ge[np.minimum(planes + 2, top + 1)], 0)
