@@ -364,14 +364,26 @@ def encode_full(
 
 
 def _encode_internal(a, a4, cfg: EncodeConfig, order, spacing, affine, metadata, name, pool):
-    q4, step, offset, qerr = _quantise(a4, cfg.float_step, name)
+    # a 4D series of volumes big enough to be worth it: one stream per volume (format 3)
+    split_streams = a4.shape[0] > 1 and a4[0].size >= MIN_STREAM_VOXELS
+    if split_streams and a4.dtype.kind != "f":
+        q4, step, offset, qerr = a4, None, 0.0, None  # each volume task casts its own part
+    else:
+        q4, step, offset, qerr = _quantise(a4, cfg.float_step, name)
     grouping = _grouping(q4, cfg.mode, cfg.mcpd_threshold, cfg.mcpd_norm, pool)
     lossless = cfg.lossless
     wavelet = None if cfg.wavelet == BUILTIN_WAVELET else cfg.wavelet
-    # a 4D series of volumes big enough to be worth it: one stream per volume (format 3)
-    split_streams = q4.shape[0] > 1 and q4[0].size >= MIN_STREAM_VOXELS
     lay = None if split_streams else make_layout(q4.shape, grouping, cfg.levels, cfg.packet)
-    mean = float(np.rint(q4.mean())) if lossless else float(q4.mean())
+    if split_streams:  # value range and exact integer sum per volume, on the threads
+        stats = pool.map(
+            lambda t: (int(q4[t].min()), int(q4[t].max()), int(q4[t].sum(dtype=np.int64))),
+            range(q4.shape[0]),
+        )
+        vmin, vmax = min(v[0] for v in stats), max(v[1] for v in stats)
+        mean = sum(v[2] for v in stats) / q4.size
+    else:
+        vmin, vmax, mean = int(q4.min()), int(q4.max()), float(q4.mean())
+    mean = float(np.rint(mean)) if lossless else float(mean)
     if split_streams:
         lays = _volume_layouts(q4.shape, grouping, cfg.levels, cfg.packet)
 
@@ -401,8 +413,8 @@ def _encode_internal(a, a4, cfg: EncodeConfig, order, spacing, affine, metadata,
         top=top,
         nplanes=top + 1 if mmax > 0 else 0,
         frac_bits=0 if lossless else FRAC_BITS,
-        vmin=int(q4.min()),
-        vmax=int(q4.max()),
+        vmin=vmin,
+        vmax=vmax,
         mean=mean,
         quant_step=1.0 if step is None else step,
         quant_offset=offset,
