@@ -480,23 +480,25 @@ def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes,
         np.empty(n, dtype=np.int8),
         np.empty(n, dtype=np.int64),
         np.empty(n, dtype=np.uint8),
-        np.zeros(0, dtype=np.float64),
+        np.empty(n if boxes.shape[0] > 0 else 0, dtype=np.int32),
     )
 
 
 @njit(nogil=True, cache=True)
 def wdr_decode_ws(
     data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes, starts,
-    ics, sig, sigp, sval, sneg, scan,
+    ics, sig, sigp, sval, sneg, spos,
 ):  # fmt: skip
     """:func:`wdr_decode` with caller-provided work arrays (contents ignored, ``n`` each):
-    ``ics``/``sig`` int32, ``sigp`` int8, ``sval`` int64, ``sneg`` uint8, and ``scan``, a
-    zero-filled float64 ``(n,)`` scan-order buffer for the scatter path of ``rec`` with
-    ``boxes`` (or empty: allocated when needed). Untouched pages of them are never faulted in.
+    ``ics``/``sig``/``spos`` int32, ``sigp`` int8, ``sval`` int64, ``sneg`` uint8. Untouched
+    pages of them are never faulted in.
 
     The ICS starts as the identity; a chunk's entries are written only when a coefficient first
     leaves it (``state`` 0 = identity, not stored), so a low-rate decode never writes the
-    ``n``-entry index list of the finest subbands.
+    ``n``-entry index list of the finest subbands. With ``boxes``, a coefficient's block
+    position is found when it becomes significant (``spos``): scan indices rise during a pass,
+    so its box is found by stepping forward, and the final write needs no search, division or
+    scan-order buffer.
     """
     n = cls.size
     if nbytes > data.size:
@@ -508,6 +510,13 @@ def wdr_decode_ws(
     nch = (n + CHUNK - 1) // CHUNK
     cnt = np.full(nch, CHUNK, dtype=np.int64)
     cnt[nch - 1] = n - (nch - 1) * CHUNK
+    nbox = boxes.shape[0]
+    to_block = nbox > 0 and rec.size > 0
+    # per box: row length, slice area and their reciprocals (positions without a division)
+    bw = boxes[:, 8] - boxes[:, 7]
+    bhw = (boxes[:, 6] - boxes[:, 5]) * bw
+    iw = 1.0 / np.maximum(bw, 1)
+    ihw = 1.0 / np.maximum(bhw, 1)
     # chunk state: 0 identity (not stored), 1 stored and compact, 2 stored with entries removed
     # (-1) in pass mark[c], compacted when a later pass first needs the chunk (a chunk that
     # no later pass reaches is never compacted); the chunks a pass removed from are listed in
@@ -528,6 +537,7 @@ def wdr_decode_ws(
         c = 0
         start = 0  # ICS position (0-based, start of pass) of chunk c
         ntouched = 0
+        bc = 0  # box of the previous new significant coefficient (scan indices rise)
         rng = st[0]  # the coder state in scalars for the fast gaps (stored back below)
         lo = st[1]
         hi = st[2]
@@ -551,7 +561,7 @@ def wdr_decode_ws(
             if gap < 0:
                 _finish(
                     sig, sval, sigp, sneg, nsig, p, 0, val, kp, neg, rec, scale, boxes, starts,
-                    scan,
+                    spos,
                 )  # fmt: skip
                 return (1 if gap == -1 else 2), k + 1
             pos = last + gap
@@ -585,6 +595,18 @@ def wdr_decode_ws(
             sneg[nsig] = s
             cb = cls[idx] * NRUN
             sig[nsig] = idx
+            if to_block:
+                while bc + 1 < nbox and idx >= starts[bc + 1]:
+                    bc += 1
+                local = idx - starts[bc]
+                z = _quotient(local, bhw[bc], ihw[bc])
+                rz = local - z * bhw[bc]
+                y = _quotient(rz, bw[bc], iw[bc])
+                spos[nsig] = (
+                    boxes[bc, 0]
+                    + ((boxes[bc, 3] + z) * boxes[bc, 1] + boxes[bc, 5] + y) * boxes[bc, 2]
+                    + (boxes[bc, 7] + rz - y * bw[bc])
+                )
             sval[nsig] = thr
             sigp[nsig] = p
             nsig += 1
@@ -601,7 +623,7 @@ def wdr_decode_ws(
         i, b = _refine(st, data, probs, sigp, sval, nsig_old, p)
         if b < 0:
             _finish(
-                sig, sval, sigp, sneg, nsig, p, i, val, kp, neg, rec, scale, boxes, starts, scan
+                sig, sval, sigp, sneg, nsig, p, i, val, kp, neg, rec, scale, boxes, starts, spos
             )
             return (1 if b == -1 else 2), k + 1
     _finish(
@@ -619,7 +641,7 @@ def wdr_decode_ws(
         scale,
         boxes,
         starts,
-        scan,
+        spos,
     )
     return 0, nplanes
 
@@ -733,28 +755,17 @@ def _quotient(a, d, inv):
 
 @njit(nogil=True, cache=True)
 def _finish(
-    sig, sval, sigp, sneg, nsig, p_cur, refined, val, kp, neg, rec, scale, boxes, starts, scan
+    sig, sval, sigp, sneg, nsig, p_cur, refined, val, kp, neg, rec, scale, boxes, starts, spos
 ):
     """Scatter significance-ordered results to scan order (or block positions, ``boxes``).
 
     Decoding stopped at plane ``p_cur`` after refining the first ``refined`` old entries:
     those and the entries found at ``p_cur`` are known down to ``p_cur``, the rest to
     ``p_cur + 1``. A magnitude known down to plane ``k`` lies in ``[v, v + 2**k - 1]`` and is
-    reconstructed at its centre ``v + (2**k - 1) / 2``. ``scan``: see :func:`wdr_decode_ws`.
+    reconstructed at its centre ``v + (2**k - 1) / 2``. ``spos``: the block positions (with
+    ``boxes``), see :func:`wdr_decode_ws`.
     """
-    # block positions: computed per coefficient when few are significant (low rates), else
-    # through a scan-order array and one sequential scatter (cheaper once most are significant)
-    direct = boxes.shape[0] > 0 and 4 * nsig <= sig.size
-    target = rec
-    if boxes.shape[0] > 0 and not direct and rec.size > 0:
-        target = scan if scan.size == rec.size else np.zeros(rec.size, dtype=np.float64)
-    nb = boxes.shape[0]
-    bc = 0  # box of the previous coefficient: scan indices rise inside a plane's pass
-    if direct:  # per box: row length, slice area and their reciprocals (no division below)
-        bw = boxes[:, 8] - boxes[:, 7]
-        bhw = (boxes[:, 6] - boxes[:, 5]) * bw
-        iw = 1.0 / np.maximum(bw, 1)
-        ihw = 1.0 / np.maximum(bhw, 1)
+    to_block = boxes.shape[0] > 0  # rec indexed by block position: spos[i], found while sorting
     for i in range(nsig):
         idx = sig[i]
         k = p_cur if (sigp[i] == p_cur or i < refined) else p_cur + 1
@@ -764,22 +775,8 @@ def _finish(
             neg[idx] = sneg[i]
         if rec.size > 0:
             r = (float(sval[i]) + ((np.int64(1) << k) - 1) / 2.0) * scale
-            at = idx
-            if direct:
-                if idx < starts[bc] or (bc + 1 < nb and idx >= starts[bc + 1]):
-                    bc = np.searchsorted(starts, idx, side="right") - 1
-                local = idx - starts[bc]
-                z = _quotient(local, bhw[bc], ihw[bc])
-                rz = local - z * bhw[bc]
-                y = _quotient(rz, bw[bc], iw[bc])
-                at = (
-                    boxes[bc, 0]
-                    + ((boxes[bc, 3] + z) * boxes[bc, 1] + boxes[bc, 5] + y) * boxes[bc, 2]
-                    + (boxes[bc, 7] + rz - y * bw[bc])
-                )
-            target[at] = -r if sneg[i] == 1 else r
-    if boxes.shape[0] > 0 and not direct and rec.size > 0:
-        scatter_values(target, boxes, rec)
+            at = spos[i] if to_block else idx
+            rec[at] = -r if sneg[i] == 1 else r
 
 
 class Stream(NamedTuple):
@@ -931,7 +928,7 @@ def workspace(n: int) -> tuple[np.ndarray, ...]:
         np.empty(n, dtype=np.int8),
         np.empty(n, dtype=np.int64),
         np.empty(n, dtype=np.uint8),
-        np.zeros(n, dtype=np.float64),
+        np.empty(n, dtype=np.int32),
     )
 
 
