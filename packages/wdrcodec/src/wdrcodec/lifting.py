@@ -200,8 +200,10 @@ def _inv97_line(v, t):
         v[2 * nd] = lo[nd]
 
 
-@njit(_F3, nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _inv97_lines(v, t):
+    """Inverse CDF 9/7 along the last axis of ``v`` ``(P, Q, N)``. No explicit signature, so a
+    C-contiguous ``v`` gets its own compilation with contiguous (vectorised) rows."""
     P, Q, N = v.shape
     for p in range(P):
         for q in range(Q):
@@ -280,10 +282,11 @@ def _inv97(v, tmp):
             _inv97_slab(v[p, :, a, :], tmp)
 
 
-@njit("void(float64[:, :, :], float64[:], float64[:, :])", nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _inv97_yx(v, t, tmp):
     """Inverse 9/7 along X then Y of a 3D region ``(Z, Y, X)``, one z-slice at a time (the
-    slice stays in cache between the two passes; same operations as two separate passes)."""
+    slice stays in cache between the two passes; same operations as two separate passes).
+    Compiled per layout: a C-contiguous region gets contiguous (vectorised) rows."""
     P, Q, N = v.shape
     for p in range(P):
         if N >= 2:
