@@ -348,3 +348,27 @@ def test_critical_path_accounting(series):
     assert one[2] == two[2]
     assert 0 < one[0] <= one[1] * 1.001 and 0 < two[0] < two[1]
     assert parallel._ACCOUNT is None
+
+
+def test_pool_error_cancels_queued_tasks():
+    import threading
+    import time
+
+    ran = []
+    gate = threading.Event()
+
+    def task(v: int) -> int:
+        if v == 0:
+            raise WdrError("first task fails")
+        gate.wait(1.0)
+        ran.append(v)
+        return v
+
+    with pytest.raises(WdrError, match="first task"):
+        with parallel.Pool(2) as pool:
+            try:
+                pool.map(task, list(range(40)))
+            finally:
+                gate.set()
+    time.sleep(0.05)
+    assert len(ran) < 40  # queued tasks were cancelled, not all run

@@ -178,7 +178,8 @@ class Pool:
 
     def __exit__(self, *exc: object) -> None:
         if self._ex is not None:
-            self._ex.shutdown(wait=True)
+            # on an error or Ctrl-C, start no further task (running kernels end on their own)
+            self._ex.shutdown(wait=True, cancel_futures=exc[0] is not None)
             self._ex = None
 
     def map(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
