@@ -363,7 +363,18 @@ def encode_full(
         return _encode_internal(a, a4, cfg, order, spacing, affine, metadata, name, pool)
 
 
-def _encode_internal(a, a4, cfg: EncodeConfig, order, spacing, affine, metadata, name, pool):
+def _encode_internal(
+    a: np.ndarray,
+    a4: np.ndarray,
+    cfg: EncodeConfig,
+    order: tuple[int, ...],
+    spacing: tuple[float, ...],
+    affine: np.ndarray | None,
+    metadata: bytes | None,
+    name: str,
+    pool: Pool,
+) -> Encoded:
+    """:func:`encode_full` after the checks: ``a4`` is ``a`` in coding order ``(T, Z, Y, X)``."""
     # a 4D series of volumes big enough to be worth it: one stream per volume (format 3)
     split_streams = a4.shape[0] > 1 and a4[0].size >= MIN_STREAM_VOXELS
     if split_streams and a4.dtype.kind != "f":
