@@ -249,3 +249,16 @@ def test_metadata_section_round_trip_and_forgeries(small_real):
     assert parse_attributes(meta, "x") is None  # not DICOM attributes: ignored
     with pytest.raises(WdrError, match="corrupted DICOM attributes"):
         parse_attributes(META_KIND + b"not zlib", "x.wdr")
+
+
+def test_context_coded_files_are_format_3_and_old_context_files_are_refused(small_real):
+    """ctx files are written as version 3; a version-2 file with the ctx flag came from the first
+    (incompatible) context model and must be refused, never decoded to wrong values."""
+    blob = wdrcodec.encode(small_real, bpv=1.0, coder="ctx")
+    assert wdrcodec.read_header(blob).version == 3
+    assert np.array_equal(wdrcodec.decode(blob), wdrcodec.decode(blob))
+    old = forge(blob, version=2)
+    with pytest.raises(WdrError, match="first context model"):
+        wdrcodec.read_header(old)
+    with pytest.raises(WdrError, match="first context model"):
+        wdrcodec.decode(old)

@@ -249,11 +249,6 @@ def test_mutated_files_error_or_decode(corpus, name, kind):
         assert outcomes.count("error") >= N_MUTATIONS - 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec.py/container.py: a forged, finite but huge quant_step passes the header checks "
-    "and overflows the float output (RuntimeWarning, inf values); reported to the integrator",
-)
 def test_forged_huge_quant_step_is_refused_or_finite(corpus):
     """Found by this fuzzer: quant_step (offset 73) = 1e300 on a float file, CRCs recomputed."""
     blob = corpus["wdr-float-3bpv"]
@@ -263,3 +258,12 @@ def test_forged_huge_quant_step_is_refused_or_finite(corpus):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # an overflow is not a clean outcome
         _decode_is_bounded_and_valid(forged, False)
+
+
+def test_forged_huge_quant_step_is_refused_in_the_header(corpus):
+    blob = corpus["wdr-float-3bpv"]
+    bad = bytearray(blob)
+    struct.pack_into("<d", bad, 73, 1e300)
+    forged = fix_checksums(bytes(bad), wdrcodec.read_header(blob))
+    with pytest.raises(wdrcodec.WdrError, match="overflows float"):
+        wdrcodec.read_header(forged)

@@ -12,7 +12,7 @@ import pytest
 
 import wdrcodec
 from medshared.metrics import psnr
-from wdrcodec import codec, parallel, streams
+from wdrcodec import codec, coder, parallel, streams
 from wdrcodec.config import DecodeConfig, EncodeConfig, resolve_threads
 from wdrcodec.container import _FIXED, FIXED_SIZE, FLAG_STREAMS
 from wdrcodec.decomposition import forward, inverse
@@ -304,7 +304,8 @@ def test_kernels_release_the_gil(series):
     assert t1 - t0 > 0.01
     inside = [t for t in stamps if t0 + 0.002 < t < t1 - 0.002]
     assert len(inside) >= 3, (t1 - t0, len(inside))
-    assert parallel.K.wdr_decode.targetoptions.get("nogil") is True
+    assert parallel.K.wdr_encode.targetoptions.get("nogil") is True
+    assert coder.wdr_decode_ws.targetoptions.get("nogil") is True
 
 
 def test_cli_threads_give_the_same_files(tmp_path, series, capsys):

@@ -38,7 +38,9 @@ FLAG_AXES_XYZ = 4
 FLAG_AFFINE = 8
 FLAG_FLOAT = 16
 FLAG_META = 32  # version 2: a metadata section (u32 length + bytes) follows the grouping
-FLAG_CTX = 64  # version 2: the payload is coded by wdrcodec.ctxcoder (else wdrcodec.coder)
+FLAG_CTX = 64  # version 3: the payload is coded by wdrcodec.ctxcoder (else wdrcodec.coder)
+# (version-2 files with this flag came from the first, incompatible context model of a
+# development build and are refused rather than decoded to wrong values)
 FLAG_STREAMS = 128  # version 3: one stream per volume; table (n_vol x u32 lengths) after meta
 FLAG_WAVELET = 256  # version 3: wavelet name (u8 length + ASCII) after the stream table
 MAX_WAVELET_NAME = 32
@@ -190,7 +192,8 @@ def pack(h: Header, payload: bytes) -> bytes:
         | (FLAG_STREAMS if h.streams is not None else 0)
         | (FLAG_WAVELET if h.wavelet is not None else 0)
     )
-    version = VERSION if h.streams is not None or h.wavelet is not None else BASE_VERSION
+    v3 = h.streams is not None or h.wavelet is not None or h.coder == "ctx"
+    version = VERSION if v3 else BASE_VERSION
     t, z = h.grouping.shape
     if h.streams is not None and (len(h.streams) != t or sum(h.streams) != len(payload)):
         raise ValueError("stream table does not match the volumes and the payload")
@@ -276,6 +279,11 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
         )
     if version < 3 and flags & (FLAG_STREAMS | FLAG_WAVELET):
         raise WdrError(f"{name}: corrupted header (version-3 flags in a version-{version} file)")
+    if version < 3 and flags & FLAG_CTX:
+        raise WdrError(
+            f"{name}: coded by the first context model of a wdrcodec development build "
+            "(--coder ctx before format 3), which this version cannot decode; re-encode the source"
+        )
     ndim, dcode, mcode, levels, top, nplanes, frac, ncode = f[5:13]
     shape4 = f[13:17]
     vmin, vmax, mean, qstep, qoff, thr = f[17:23]
@@ -300,6 +308,14 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
         raise WdrError(f"{name}: corrupted header (bit-plane fields)")
     if vmin > vmax or not all(math.isfinite(v) for v in (mean, qstep, qoff, thr, *spacing4)):
         raise WdrError(f"{name}: corrupted header (value range or non-finite fields)")
+    if DTYPES[dcode].startswith("float"):
+        # decoded values are clip(q, vmin, vmax) * quant_step + quant_offset in the stored dtype
+        peak = max(abs(vmin), abs(vmax)) * abs(qstep) + abs(qoff)
+        if not peak < float(np.finfo(DTYPES[dcode]).max):
+            raise WdrError(
+                f"{name}: corrupted header (value range x quantisation step {peak:.3g} "
+                f"overflows {DTYPES[dcode]})"
+            )
     if block_layout(payload_len) != (block_size, n_blocks):
         raise WdrError(f"{name}: corrupted header (payload block table)")
     has_aff = bool(flags & FLAG_AFFINE)
@@ -374,7 +390,7 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
         grouping=grouping,
         affine=affine,
         meta=meta,
-        coder="ctx" if flags & FLAG_CTX and version >= 2 else "wdr",
+        coder="ctx" if flags & FLAG_CTX else "wdr",
         streams=streams,
         wavelet=wname,
         payload_len=payload_len,

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medshared.errors import MedsharedError, MissingExtraError
-from medshared.io import Image, atomic_path, write_nifti
 from wdrcodec.container import Header
 from wdrcodec.errors import WdrError
+
+if TYPE_CHECKING:  # nibabel/pydicom load only for NIfTI/DICOM files (~0.15 s of every call)
+    from medshared.io import Image
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
@@ -109,6 +112,8 @@ def nifti_order(array: np.ndarray, header: Header) -> np.ndarray:
 
 def write_output(path: str | Path, array: np.ndarray, header: Header) -> None:
     """Write a decoded array to ``.npy`` (coded layout) or ``.nii``/``.nii.gz`` (atomically)."""
+    from medshared.io import atomic_path, write_nifti
+
     p = Path(path)
     if not p.parent.exists():
         raise WdrError(f"{p}: folder {p.parent} does not exist")

@@ -1,9 +1,10 @@
 """The JIT kernels' on-disk cache: say so before a first-run compile instead of a silent wait.
 
-The numba kernels (:mod:`wdrcodec.coder`, :mod:`wdrcodec.lifting`) are compiled on first use and
+The numba kernels (:mod:`wdrcodec.coder`, :mod:`wdrcodec.lifting`, the GIL-free wrappers of
+:mod:`wdrcodec.parallel`) are compiled on first use and
 cached next to the modules (``__pycache__``, or ``NUMBA_CACHE_DIR``). Loading the cache costs
 ~0.1 s; compiling costs 15-30 s once per machine and numba version. :func:`ensure_compiled` prints
-one line on stderr when the cache is missing, then runs a tiny lossy and lossless round trip so
+one line on stderr when the cache is missing, then runs tiny lossy, lossless and 4D round trips so
 every kernel is loaded (or compiled and cached) before real work or a process pool starts.
 """
 
@@ -13,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-_MODULES = ("coder", "lifting")
+_MODULES = ("coder", "lifting", "parallel")  # ctxcoder compiles into parallel's wrappers
 _done = False
 
 
@@ -85,4 +86,7 @@ def ensure_compiled(quiet: bool = False, cli: bool = False) -> None:
     small = (np.arange(4 * 16 * 16) % 7).astype(np.uint8).reshape(4, 16, 16)
     decode(encode(small, bpv=2.0))
     decode(encode(small, lossless=True))
+    # a 4D series of two 65536-voxel volumes: one stream per volume (the format-3 path)
+    series = (np.arange(2 * 16 * 64 * 64) % 11).astype(np.uint8).reshape(2, 16, 64, 64)
+    decode(encode(series, bpv=0.5, slice_axis=1, time_axis=0))
     _done = True

@@ -10,11 +10,13 @@ their on-disk cache (``prange`` kernels compile slower and make every call pay t
 layer's start-up). The results do not depend on the thread count: every task computes exactly
 the values the serial code computes, only on a different thread.
 
-The kernels of :mod:`wdrcodec.coder`, :mod:`wdrcodec.ctxcoder` and :mod:`wdrcodec.lifting` hold
-the GIL; this module calls them from thin ``nogil=True`` wrappers (numba compiles the callee into
-the wrapper), so the Python sources of those kernels stay the only copy. The wrappers' cache key
-includes a hash of those three source files, so an edited kernel is recompiled here too (numba's
-own cache would not notice a change in a callee).
+The WDR decoder (:func:`wdrcodec.coder.decode_into`) and the lifting entry points
+(:func:`wdrcodec.lifting.lift_region`, :func:`wdrcodec.lifting.inverse_yx`) are ``nogil``
+themselves and are called directly. The remaining kernels are called from thin ``nogil=True``
+wrappers (numba compiles the callee into the wrapper), so the Python sources of those kernels
+stay the only copy. The wrappers' cache key includes a hash of the three kernel source files, so
+an edited kernel is recompiled here too (numba's own cache would not notice a change in a
+callee).
 """
 
 from __future__ import annotations
@@ -55,13 +57,6 @@ def _build(stamp: int) -> SimpleNamespace:
     def wdr_encode(mag, neg, cls, top, nplanes, limit, out):
         _ = stamp
         return coder.wdr_encode(mag, neg, cls, top, nplanes, limit, out)
-
-    @njit(nogil=True, cache=True)
-    def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes, starts):
-        _ = stamp
-        return coder.wdr_decode(
-            data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes, starts
-        )
 
     @njit(nogil=True, cache=True)
     def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
@@ -113,41 +108,10 @@ def _build(stamp: int) -> SimpleNamespace:
         _ = stamp
         lifting._inv53(v, tmp)
 
-    @njit(nogil=True, cache=True)
-    def fwd97_lines(v, t):
-        _ = stamp
-        lifting._fwd97_lines(v, t)
-
-    @njit(nogil=True, cache=True)
-    def inv97_lines(v, t):
-        _ = stamp
-        lifting._inv97_lines(v, t)
-
-    @njit(nogil=True, cache=True)
-    def fwd53_lines(v, t):
-        _ = stamp
-        lifting._fwd53_lines(v, t)
-
-    @njit(nogil=True, cache=True)
-    def inv53_lines(v, t):
-        _ = stamp
-        lifting._inv53_lines(v, t)
-
-    @njit(nogil=True, cache=True)
-    def inv97_yx(v, t, tmp):
-        _ = stamp
-        lifting._inv97_yx(v, t, tmp)
-
     return SimpleNamespace(**{k: v for k, v in locals().items() if k != "stamp"})
 
 
 K = _build(_source_stamp())
-_LINES = {
-    (False, True): K.fwd97_lines,
-    (False, False): K.inv97_lines,
-    (True, True): K.fwd53_lines,
-    (True, False): K.inv53_lines,
-}
 _SLABS = {
     (False, True): K.fwd97,
     (False, False): K.inv97,
@@ -255,44 +219,40 @@ def lift_region(region: np.ndarray, axis: int, lossless: bool, forward: bool, po
     """:func:`wdrcodec.lifting.lift_region` with GIL-free kernels, split over ``pool``.
 
     The split runs along an axis the pass does not lift (Z for the Y and X passes, Y for the Z
-    pass), so every task lifts whole lines/slabs with the serial kernel's exact operations.
+    pass), so every task lifts whole lines/slabs with the serial kernel's exact operations. An
+    unsplit pass, and the Y/X passes' z-slabs, go through :func:`wdrcodec.lifting.lift_region`
+    itself (its contiguous-row inverse 9/7 kernels are GIL-free and give the same values).
     """
     if region.shape[axis] < 2:
         return
     dt = region.dtype
-    if axis == 2:
-        kern = _LINES[(lossless, forward)]
+    batch = region.shape[1] if axis == 0 else region.shape[0]
+    parts = _parts(pool, region.size, batch)
+    if parts == 1:
+        lifting.lift_region(region, axis, lossless, forward)
+        return
+    if axis in (1, 2):
 
-        def lines(r: tuple[int, int]) -> None:
-            kern(region[r[0] : r[1]], np.empty(region.shape[2], dtype=dt))
+        def zpart(r: tuple[int, int]) -> None:
+            lifting.lift_region(region[r[0] : r[1]], axis, lossless, forward)
 
-        pool.map(lines, splits(region.shape[0], _parts(pool, region.size, region.shape[0])))
+        pool.map(zpart, splits(region.shape[0], parts))
         return
     kern = _SLABS[(lossless, forward)]
-    if axis == 1:
-
-        def slabs(r: tuple[int, int]) -> None:
-            v = region[r[0] : r[1], :, None, :]
-            kern(v, np.empty((v.shape[1], v.shape[3]), dtype=dt))
-
-        pool.map(slabs, splits(region.shape[0], _parts(pool, region.size, region.shape[0])))
-        return
 
     def zslabs(r: tuple[int, int]) -> None:
         v = region[None, :, r[0] : r[1], :]
         kern(v, np.empty((v.shape[1], v.shape[3]), dtype=dt))
 
-    pool.map(zslabs, splits(region.shape[1], _parts(pool, region.size, region.shape[1])))
+    pool.map(zslabs, splits(region.shape[1], parts))
 
 
 def inverse_yx(region: np.ndarray, pool: Pool) -> None:
     """:func:`wdrcodec.lifting.inverse_yx` (X then Y per z-slice), split over z-slices."""
-    nz, ny, nx = region.shape
+    nz = region.shape[0]
 
     def part(r: tuple[int, int]) -> None:
-        K.inv97_yx(
-            region[r[0] : r[1]], np.empty(nx, dtype=np.float64), np.empty((ny, nx), np.float64)
-        )
+        lifting.inverse_yx(region[r[0] : r[1]])
 
     pool.map(part, splits(nz, _parts(pool, region.size, nz)))
 
@@ -397,6 +357,10 @@ def decode_stream(
     """Decode one stream, GIL-free, to the concatenated block coefficients (float64 ``(N,)``)
     and the status; the WDR coder (``box_class`` None) or the ctx coder."""
     n = cls.size
+    b = np.ascontiguousarray(boxes, dtype=np.int64)
+    if box_class is None:
+        m = coder.decode_into(payload, top, nplanes, cls, scale, b)  # GIL-free, numpy work arrays
+        return m.rec, int(m.status)
     flat = np.zeros(n, dtype=np.float64)
     if nplanes <= 0:
         return flat, coder.STATUS_COMPLETE
@@ -404,18 +368,8 @@ def decode_stream(
     nbytes = data.size
     if nbytes == 0:
         data = np.zeros(1, dtype=np.uint8)
-    b = np.ascontiguousarray(boxes, dtype=np.int64)
-    if box_class is not None:
-        rec = np.zeros(n, dtype=np.float64)
-        c = np.ascontiguousarray(box_class, dtype=np.int64)
-        status = K.ctx_decode(data, nbytes, b, c, top, nplanes, rec, scale)
-        K.scatter(rec, b, flat)
-        return flat, int(status)
-    e64 = np.zeros(0, dtype=np.int64)
-    e8 = np.zeros(0, dtype=np.uint8)
-    sizes = (b[:, 4] - b[:, 3]) * (b[:, 6] - b[:, 5]) * (b[:, 8] - b[:, 7])
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    status, _planes = K.wdr_decode(
-        data, nbytes, cls, top, nplanes, e64, e64, e8, flat, scale, b, starts
-    )
+    rec = np.zeros(n, dtype=np.float64)
+    c = np.ascontiguousarray(box_class, dtype=np.int64)
+    status = K.ctx_decode(data, nbytes, b, c, top, nplanes, rec, scale)
+    K.scatter(rec, b, flat)
     return flat, int(status)
