@@ -65,12 +65,14 @@ def ensure_compiled(quiet: bool = False, cli: bool = False) -> None:
     """Load every kernel once; announce a first-run compile on stderr unless ``quiet``.
 
     ``cli=True`` (command-line processes only) also skips numba's BLAS probe, see
-    :func:`_fast_start`.
+    :func:`_fast_start`, and, when the cache is present, the warm-up round trips (kernels then
+    load lazily, only those the call uses).
     """
     global _done
     if _done:
         return
-    if not quiet and not cache_present():
+    present = cache_present()
+    if not quiet and not present:
         print(
             "wdrcodec: compiling the JIT kernels (first run on this machine, ~20-30 s; cached "
             "afterwards)...",
@@ -79,6 +81,11 @@ def ensure_compiled(quiet: bool = False, cli: bool = False) -> None:
         )
     if cli:
         _fast_start()
+        if present:
+            # one command-line call: each kernel loads from the cache when first used, so a
+            # call pays only for the kernels it runs (~0.1-0.2 s less than loading them all)
+            _done = True
+            return
     import numpy as np
 
     from wdrcodec.codec import decode, encode
