@@ -24,7 +24,7 @@ def _pyplot():
         import matplotlib
     except ImportError as exc:
         raise MissingExtraError(
-            "plots need matplotlib; install it with: pip install matplotlib"
+            "plots need matplotlib; install it with: pip install \"wdrcodec[plots]\""
         ) from exc
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
