@@ -308,7 +308,7 @@ def cmd_encode(args) -> int:
 
     config = replace(config, threads=batch_threads(config.threads, args.jobs, len(inputs)))
 
-    ensure_compiled(quiet=args.quiet, cli=True)
+    ensure_compiled(quiet=args.quiet, cli=True, coder=config.coder)
     show = None if args.quiet else _print_encode
     return _run_all(args, encode_file, inputs, outputs, (config,), show)
 

@@ -48,30 +48,30 @@ def cache_dirs() -> list[Path]:
     return dirs
 
 
-def cache_present() -> bool:
-    """True when a kernel cache index exists for every JIT module (no compile needed)."""
-    for mod in _MODULES:
-        found = False
-        for d in cache_dirs():
-            if d.is_dir() and any(d.rglob(f"{mod}.*.nbi")):
-                found = True
-                break
-        if not found:
-            return False
-    return True
+def _indexed(pattern: str) -> bool:
+    return any(d.is_dir() and any(d.rglob(pattern)) for d in cache_dirs())
 
 
-def ensure_compiled(quiet: bool = False, cli: bool = False) -> None:
+def cache_present(coder: str = "wdr") -> bool:
+    """True when a kernel cache index exists for every JIT module (no compile needed); with
+    ``coder="ctx"`` also for the context coder's kernels, which only ``--coder ctx`` runs."""
+    if not all(_indexed(f"{mod}.*.nbi") for mod in _MODULES):
+        return False
+    return coder != "ctx" or _indexed("parallel.*ctx_encode*.nbi")
+
+
+def ensure_compiled(quiet: bool = False, cli: bool = False, coder: str = "wdr") -> None:
     """Load every kernel once; announce a first-run compile on stderr unless ``quiet``.
 
     ``cli=True`` (command-line processes only) also skips numba's BLAS probe, see
     :func:`_fast_start`, and, when the cache is present, the warm-up round trips (kernels then
-    load lazily, only those the call uses).
+    load lazily, only those the call uses). ``coder="ctx"`` (an encode with ``--coder ctx``)
+    also checks, announces and warms the context coder's kernels.
     """
     global _done
     if _done:
         return
-    present = cache_present()
+    present = cache_present(coder)
     if not quiet and not present:
         print(
             "wdrcodec: compiling the JIT kernels (first run on this machine, ~20-30 s; cached "
@@ -96,4 +96,7 @@ def ensure_compiled(quiet: bool = False, cli: bool = False) -> None:
     # a 4D series of two 65536-voxel volumes: one stream per volume (the format-3 path)
     series = (np.arange(2 * 16 * 64 * 64) % 11).astype(np.uint8).reshape(2, 16, 64, 64)
     decode(encode(series, bpv=0.5, slice_axis=1, time_axis=0))
+    if coder == "ctx":
+        decode(encode(small, bpv=2.0, coder="ctx"))
+        decode(encode(small, lossless=True, coder="ctx"))
     _done = True
