@@ -983,14 +983,7 @@ def scatter_values(rec, boxes, out):
 @njit(nogil=True, cache=True)
 def finalize(vol, mean, vmin, vmax):
     """In place: ``vol = clip(rint(vol + mean), vmin, vmax)`` (C-contiguous float64)."""
-    v = vol.ravel()
-    for i in range(v.size):
-        x = np.rint(v[i] + mean)
-        if x < vmin:
-            x = vmin
-        elif x > vmax:
-            x = vmax
-        v[i] = x
+    finalize_to(vol, mean, vmin, vmax, vol)
 
 
 @njit(nogil=True, cache=True)
