@@ -13,6 +13,13 @@ A 4D series is coded as one independent embedded stream per volume (format 3,
 plane, the streams interleaved so that any prefix still decodes), so the volumes are encoded and
 decoded by ``threads`` threads at once; the wavelet transforms of one block are split over the
 threads too (:mod:`wdrcodec.parallel`). The output never depends on the thread count.
+
+A masked volume (a large share of its voxels equal to its minimum: skull-stripped or masked
+MRI, a CT outside the body; ``EncodeConfig.background``) is coded in the **shape-adaptive**
+mode: the object mask first (:mod:`wdrcodec.mask`, in the header), then the coefficients of a
+shape-adaptive transform of the object only (:mod:`wdrcodec.shape_adaptive`), the coefficients
+outside the object's subband masks not coded at all; the decoder writes the background value
+outside the mask.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from wdrcodec.container import (
 from wdrcodec.decomposition import forward, inverse
 from wdrcodec.errors import WdrError
 from wdrcodec.layout import Layout, make_layout
+from wdrcodec.mask import ObjectMask, choose_mask, decode_mask
 from wdrcodec.mcpd import mcpd_grouping
 from wdrcodec.parallel import SERIAL, Pool, resolve_threads
 
@@ -199,19 +207,35 @@ def _coefficients(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Transform every block; returns scan-ordered ``(magnitudes int64, negative uint8)``
     (``wavelet``: a PyWavelets wavelet for the lossy transform, None the built-in CDF 9/7)."""
+    mag, neg, _ = _coefficients_skip(q4, lay, lossless, packet, mean, pool, wavelet)
+    return mag, neg
+
+
+def _coefficients_skip(
+    q4: np.ndarray,
+    lay: Layout,
+    lossless: bool,
+    packet: bool,
+    mean: float,
+    pool: Pool,
+    wavelet: str | None = None,
+    mask4: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`_coefficients` and ``skip``: with an object mask ``mask4`` (bool, the shape of ``q4``) the transform is shape-adaptive
+    and ``skip`` (uint8, scan order) marks the coefficients outside the object; else None."""
     flat = np.empty(lay.n, dtype=np.int64 if lossless else np.float64)
+    cmask = None if mask4 is None else np.empty(lay.n, dtype=bool)
     for blk in lay.blocks:
         data = q4[blk.t, blk.z].astype(np.int64 if lossless else np.float64)
         data -= int(mean) if lossless else mean
-        c = forward(
-            data,
-            blk.lv,
-            lossless,
-            packet and blk.lv[0] > 0,
-            False,
-            pool,
-            None if lossless else wavelet,
-        )
+        pk = packet and blk.lv[0] > 0
+        if mask4 is not None:
+            from wdrcodec.shape_adaptive import forward_sa
+
+            c, cm = forward_sa(data, mask4[blk.t, blk.z], blk.lv, lossless, pk, pool)
+            cmask[blk.offset : blk.offset + blk.size] = cm.ravel()
+        else:
+            c = forward(data, blk.lv, lossless, pk, False, pool, None if lossless else wavelet)
         flat[blk.offset : blk.offset + blk.size] = c.ravel()
     mag = np.empty(lay.n, dtype=np.int64)
     neg = np.empty(lay.n, dtype=np.uint8)
@@ -219,7 +243,19 @@ def _coefficients(
     from wdrcodec.parallel import gather_magnitudes
 
     gather_magnitudes(np.asarray(flat, dtype=np.float64), lay.boxes, scale, mag, neg, pool)
-    return mag, neg
+    skip = None if cmask is None else (~cmask[lay.order]).view(np.uint8)
+    return mag, neg, skip
+
+
+def _skip_of(lay: Layout, mask4: np.ndarray, packet: bool) -> np.ndarray:
+    """Scan-ordered uint8 ``skip`` of :func:`_coefficients` from the sample mask alone (decoder)."""
+    from wdrcodec.shape_adaptive import coefficient_mask
+
+    cmask = np.empty(lay.n, dtype=bool)
+    for blk in lay.blocks:
+        cm = coefficient_mask(mask4[blk.t, blk.z], blk.lv, packet and blk.lv[0] > 0)
+        cmask[blk.offset : blk.offset + blk.size] = cm.ravel()
+    return (~cmask[lay.order]).view(np.uint8)
 
 
 def _synthesis(
@@ -230,10 +266,22 @@ def _synthesis(
     packet: bool,
     pool: Pool,
     wavelet: str | None = None,
+    mask4: np.ndarray | None = None,
 ):
     """Inverse-transform the concatenated block coefficients into a ``(T, Z, Y, X)`` volume
-    (float64, mean not yet added). ``flat`` is overwritten."""
+    (float64, mean not yet added). ``flat`` is overwritten. ``mask4``: the object mask of a
+    shape-adaptive file (zero outside it)."""
     wv = None if lossless else wavelet
+    if mask4 is not None:
+        from wdrcodec.shape_adaptive import inverse_sa
+
+        out = np.empty(shape4, dtype=np.float64)
+        for blk in lay.blocks:
+            c = flat[blk.offset : blk.offset + blk.size].reshape(blk.shape)
+            pk = packet and blk.lv[0] > 0
+            rec = inverse_sa(c, mask4[blk.t, blk.z], blk.lv, lossless, pk, pool)
+            out[blk.t, blk.z] = rec
+        return out
     if len(lay.blocks) == 1 and np.array_equal(lay.blocks[0].z, np.arange(shape4[1])):
         blk = lay.blocks[0]  # the usual 3D case: one block holding every slice in order
         c = flat.reshape(blk.shape)
@@ -265,16 +313,17 @@ def _budget_payload(
     mlen: int | None,
     n_streams: int = 0,
     wavelet: str | None = None,
+    mask_len: int | None = None,
 ) -> int:
     """Payload bytes so that header + payload == ``budget`` (CRC table depends on payload)."""
     nb = 0
     for _ in range(8):
-        p = budget - header_size(n_group_bits, nb, has_affine, mlen, n_streams, wavelet)
+        p = budget - header_size(n_group_bits, nb, has_affine, mlen, n_streams, wavelet, mask_len)
         nb_new = block_layout(max(p, 0))[1]
         if nb_new <= nb:
             break
         nb = nb_new
-    return budget - header_size(n_group_bits, nb, has_affine, mlen, n_streams, wavelet)
+    return budget - header_size(n_group_bits, nb, has_affine, mlen, n_streams, wavelet, mask_len)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -384,6 +433,8 @@ def _encode_internal(
     grouping = _grouping(q4, cfg.mode, cfg.mcpd_threshold, cfg.mcpd_norm, pool)
     lossless = cfg.lossless
     wavelet = None if cfg.wavelet == BUILTIN_WAVELET else cfg.wavelet
+    om = None if wavelet is not None else choose_mask(q4, cfg.background, cfg.mode)
+    mask4 = None if om is None else om.mask
     lay = None if split_streams else make_layout(q4.shape, grouping, cfg.levels, cfg.packet)
     if split_streams:  # value range and exact integer sum per volume, on the threads
         stats = pool.map(
@@ -394,23 +445,28 @@ def _encode_internal(
         mean = sum(v[2] for v in stats) / q4.size
     else:
         vmin, vmax, mean = int(q4.min()), int(q4.max()), float(q4.mean())
+    if om is not None:  # the object's mean (the background is not transformed)
+        mean = float(q4[mask4].sum(dtype=np.int64)) / om.count
     mean = float(np.rint(mean)) if lossless else float(mean)
     if split_streams:
         lays = _volume_layouts(q4.shape, grouping, cfg.levels, cfg.packet)
 
-        def volume(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            m, s = _coefficients(
-                q4[t : t + 1], lays[t], lossless, cfg.packet, mean, SERIAL, wavelet
+        def volume(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+            vm = None if mask4 is None else mask4[t : t + 1]
+            m, s, k = _coefficients_skip(
+                q4[t : t + 1], lays[t], lossless, cfg.packet, mean, SERIAL, wavelet, vm
             )
-            return m, s, streams.bit_lengths(m)
+            return m, s, k, streams.bit_lengths(m)
 
         done = pool.map(volume, range(q4.shape[0]))
-        coefs = [(m, s) for m, s, _ in done]
-        hists = [h for _, _, h in done]
+        coefs = [(m, s, k) for m, s, k, _ in done]
+        hists = [h for _, _, _, h in done]
         top = max(streams.top_plane(h) for h in hists)
         mmax = 1 << top if top >= 0 else 0
     else:
-        mag, neg = _coefficients(q4, lay, lossless, cfg.packet, mean, pool, wavelet)
+        mag, neg, skip = _coefficients_skip(
+            q4, lay, lossless, cfg.packet, mean, pool, wavelet, mask4
+        )
         mmax = int(mag.max())
         hists = None
     top = int(mmax).bit_length() - 1 if mmax > 0 else 0
@@ -438,13 +494,19 @@ def _encode_internal(
         meta=None if metadata is None else bytes(metadata),
         coder=cfg.coder,
         wavelet=wavelet,
+        mask_data=None if om is None else om.data,
+        mask_background=0 if om is None else om.background,
+        mask_count=0 if om is None else om.count,
     )
     nvox = a.size
     if cfg.bpv is not None:
         budget = int(math.floor(cfg.bpv * nvox / 8))
         mlen = None if metadata is None else len(metadata)
         nstr = q4.shape[0] if split_streams else 0
-        limit = _budget_payload(budget, grouping.size, affine is not None, mlen, nstr, wavelet)
+        mask_len = None if om is None else len(om.data)
+        limit = _budget_payload(
+            budget, grouping.size, affine is not None, mlen, nstr, wavelet, mask_len
+        )
         if limit < 1:
             raise WdrError(
                 f"--bpv {cfg.bpv:g} gives {budget} bytes for {name}, less than the "
@@ -462,10 +524,10 @@ def _encode_internal(
     else:
         if mag.size >= 2**31:
             raise WdrError("more than 2**31 - 1 coefficients: split the array")  # int32 indices
-        payload, _status = _encode_one(mag, neg, lay, header, limit)
+        payload, _status = _encode_one(mag, neg, lay, header, limit, skip)
     if cfg.psnr is not None:
         payload = _shortest_prefix(
-            a4, payload, header, lay, q4.shape, cfg.psnr, cfg.psnr_range, pool
+            a4, payload, header, lay, q4.shape, cfg.psnr, cfg.psnr_range, pool, om
         )
         if header.streams is not None:  # keep the stream prefixes the cut payload holds
             parts = streams.deinterleave(payload, header.streams)
@@ -475,7 +537,25 @@ def _encode_internal(
     return Encoded(data, header, step, qerr)
 
 
-def _encode_one(mag, neg, lay: Layout, h: Header, limit: int | None) -> tuple[bytes, int]:
+def _encode_one(
+    mag, neg, lay: Layout, h: Header, limit: int | None, skip: np.ndarray | None = None
+) -> tuple[bytes, int]:
+    """One embedded stream ``(payload, status)``; ``skip`` (shape-adaptive files): the
+    coefficients outside the object, not coded (the ctx coder passes over them, the wdr coder
+    codes the others as one list)."""
+    if skip is not None:
+        if h.coder == "ctx":
+            from wdrcodec import ctxcoder
+
+            s = ctxcoder.encode_coefficients(
+                mag, neg, lay.boxes, lay.box_class, h.top, h.nplanes, limit, skip=skip
+            )
+        else:
+            keep = skip == 0
+            s = coder.encode_coefficients(
+                mag[keep], neg[keep], h.top, h.nplanes, limit, lay.classes[keep]
+            )
+        return s.payload, s.status
     from wdrcodec.parallel import encode_stream
 
     ctx = (lay.boxes, lay.box_class) if h.coder == "ctx" else None
@@ -488,12 +568,17 @@ def _encode_streams(coefs, hists, lays, h: Header, budget: int | None, pool: Poo
     the others (up to 4 rounds), so the payload is exactly ``budget`` bytes unless every stream
     ends."""
     n = len(coefs)
+
+    def one(t: int, limit: int | None) -> tuple[bytes, int]:
+        mag, neg, skip = coefs[t]
+        return _encode_one(mag, neg, lays[t], h, limit, skip)
+
     if budget is None:
-        out = pool.map(lambda t: _encode_one(*coefs[t], lays[t], h, None), range(n))
+        out = pool.map(lambda t: one(t, None), range(n))
         return [p for p, _ in out]
     costs = [streams.plane_costs(hists[t], h.top, h.nplanes) for t in range(n)]
     limits = streams.allocate(costs, budget)
-    results = pool.map(lambda t: _encode_one(*coefs[t], lays[t], h, limits[t]), range(n))
+    results = pool.map(lambda t: one(t, limits[t]), range(n))
     for _ in range(4):
         free = budget - sum(len(p) for p, _ in results)
         cut = [t for t, (p, st) in enumerate(results) if st == coder.STATUS_TRUNCATED]
@@ -502,13 +587,13 @@ def _encode_streams(coefs, hists, lays, h: Header, budget: int | None, pool: Poo
         extra = streams.allocate([costs[t] for t in cut], free)
         for t, e in zip(cut, extra):
             limits[t] += e
-        redo = pool.map(lambda t: _encode_one(*coefs[t], lays[t], h, limits[t]), cut)
+        redo = pool.map(lambda t: one(t, limits[t]), cut)
         for t, r in zip(cut, redo):
             results[t] = r
     return [p for p, _ in results]
 
 
-def _shortest_prefix(a4, payload, header, lay, shape4, target, psnr_range, pool) -> bytes:
+def _shortest_prefix(a4, payload, header, lay, shape4, target, psnr_range, pool, om=None) -> bytes:
     """Shortest prefix of ``payload`` whose decode reaches ``target`` dB (bisection)."""
     from medshared.metrics import psnr
 
@@ -523,7 +608,7 @@ def _shortest_prefix(a4, payload, header, lay, shape4, target, psnr_range, pool)
     peak = peak or 1.0
 
     def quality(length: int) -> float:
-        rec = _reconstruct_internal(payload[:length], header, lay, shape4, pool)[0]
+        rec = _reconstruct_internal(payload[:length], header, lay, shape4, pool, om)[0]
         return psnr(ref, rec, data_range=peak)
 
     lo, hi = 1, len(payload)
@@ -538,9 +623,18 @@ def _shortest_prefix(a4, payload, header, lay, shape4, target, psnr_range, pool)
     return payload[:hi]
 
 
-def _decode_flat(payload: bytes, h: Header, lay: Layout) -> tuple[np.ndarray, int]:
-    """Decode one stream to the concatenated block coefficients (GIL-free kernels)."""
+def _decode_flat(
+    payload: bytes, h: Header, lay: Layout, skip: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """Decode one stream to the concatenated block coefficients (GIL-free kernels; ``skip``
+    as for :func:`_encode_one`)."""
     from wdrcodec.parallel import decode_stream
+
+    if skip is not None:
+        flat, status = _decode_skip(payload, h, lay, skip)
+        if h.lossless:
+            np.rint(flat, out=flat)
+        return flat, status
 
     box_class = lay.box_class if h.coder == "ctx" else None
     flat, status = decode_stream(
@@ -549,6 +643,33 @@ def _decode_flat(payload: bytes, h: Header, lay: Layout) -> tuple[np.ndarray, in
     if h.lossless:
         np.rint(flat, out=flat)
     return flat, status
+
+
+def _decode_skip(payload: bytes, h: Header, lay: Layout, skip: np.ndarray):
+    """:func:`_decode_flat` of a shape-adaptive stream."""
+    from wdrcodec import ctxcoder
+
+    scale = 2.0**-h.frac_bits
+    if h.coder == "ctx":
+        rec, status = ctxcoder.decode_midpoints(
+            payload, lay.boxes, lay.box_class, lay.n, h.top, h.nplanes, scale, skip=skip
+        )
+    else:
+        keep = skip == 0
+        part, status = coder.decode_midpoints(payload, h.top, h.nplanes, lay.classes[keep], scale)
+        rec = np.zeros(lay.n, dtype=np.float64)
+        rec[keep] = part
+    flat = np.zeros(lay.n, dtype=np.float64)
+    coder.scatter_values(rec, np.ascontiguousarray(lay.boxes, dtype=np.int64), flat)
+    return flat, int(status)
+
+
+def _fill_background(out: np.ndarray, mask4: np.ndarray, h: Header) -> None:
+    """Write the background value of a shape-adaptive file outside its object ``mask4``."""
+    value = h.mask_background
+    if h.dtype.startswith("float"):
+        value = value * h.quant_step + h.quant_offset
+    out[~mask4] = value
 
 
 def _finish(vol: np.ndarray, h: Header, out: np.ndarray, pool: Pool) -> None:
@@ -573,27 +694,38 @@ def _combine(statuses: list[int]) -> int:
 
 
 def _reconstruct_internal(
-    payload, h: Header, lay: Layout | None, shape4, pool: Pool
+    payload, h: Header, lay: Layout | None, shape4, pool: Pool, om: ObjectMask | None = None
 ) -> tuple[np.ndarray, int]:
-    """Decode ``payload`` to the ``(T, Z, Y, X)`` array in the stored dtype, and the status."""
+    """Decode ``payload`` to the ``(T, Z, Y, X)`` array in the stored dtype, and the status
+    (``om``: the decoded object mask of a shape-adaptive file; decoded here when None)."""
     out = np.empty(shape4, dtype=h.dtype)
+    if h.mask_data is not None and om is None:
+        om = decode_mask(h.mask_data, shape4, h.mask_count, h.mask_background, "data")
+    mask4 = None if om is None else om.mask
     if h.streams is not None:
         parts = streams.deinterleave(payload, h.streams)
         lays = _volume_layouts(shape4, h.grouping, h.levels, h.packet)
         vshape = (1, *shape4[1:])
 
         def one(t: int) -> int:
-            flat, status = _decode_flat(parts[t], h, lays[t])
+            vm = None if mask4 is None else mask4[t : t + 1]
+            skip = None if vm is None else _skip_of(lays[t], vm, h.packet)
+            flat, status = _decode_flat(parts[t], h, lays[t], skip)
             if status == coder.STATUS_CORRUPT:
                 return status
-            vol = _synthesis(flat, lays[t], vshape, h.lossless, h.packet, SERIAL, h.wavelet)
+            vol = _synthesis(flat, lays[t], vshape, h.lossless, h.packet, SERIAL, h.wavelet, vm)
             _finish(vol, h, out[t : t + 1], SERIAL)
+            if vm is not None:
+                _fill_background(out[t : t + 1], vm, h)
             return status
 
         return out, _combine(pool.map(one, range(shape4[0])))
-    flat, status = _decode_flat(payload, h, lay)
-    vol = _synthesis(flat, lay, shape4, h.lossless, h.packet, pool, h.wavelet)
+    skip = None if mask4 is None else _skip_of(lay, mask4, h.packet)
+    flat, status = _decode_flat(payload, h, lay, skip)
+    vol = _synthesis(flat, lay, shape4, h.lossless, h.packet, pool, h.wavelet, mask4)
     _finish(vol, h, out, pool)
+    if mask4 is not None:
+        _fill_background(out, mask4, h)
     return out, status
 
 
@@ -640,8 +772,13 @@ def decode_full(
             truncated = True
     shape4 = internal_shape(h.shape, h.order)
     lay = None if h.streams is not None else make_layout(shape4, h.grouping, h.levels, h.packet)
+    om = None
+    if h.mask_data is not None:
+        if h.mode != "3d" or h.wavelet is not None:
+            raise WdrError(f"{name}: corrupted header (object mask in a {h.mode}/wavelet file)")
+        om = decode_mask(h.mask_data, shape4, h.mask_count, h.mask_background, name)
     with Pool(resolve_threads(limits.threads)) as pool:
-        out4, status = _reconstruct_internal(payload, h, lay, shape4, pool)
+        out4, status = _reconstruct_internal(payload, h, lay, shape4, pool, om)
     if status == coder.STATUS_CORRUPT:
         raise WdrError(f"{name}: corrupted payload (inconsistent WDR symbol stream)")
     return Decoded(

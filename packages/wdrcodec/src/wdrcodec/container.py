@@ -9,7 +9,9 @@ still decodes); a header CRC or a complete payload block CRC that does not match
 Version 3 (written only when a file uses one of its sections, so other files stay version 2 and
 byte-identical to what version 2 wrote) adds a stream table (the payload holds one independent
 stream per volume, interleaved by :mod:`wdrcodec.streams`) and a wavelet name (a PyWavelets
-biorthogonal wavelet instead of the built-in CDF 9/7).
+biorthogonal wavelet instead of the built-in CDF 9/7) and an object mask (the shape-adaptive
+mode, :mod:`wdrcodec.shape_adaptive`: the coded mask of :mod:`wdrcodec.mask`, its background value
+and object voxel count).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ FLAG_CTX = 64  # version 3: the payload is coded by wdrcodec.ctxcoder (else wdrc
 FLAG_STREAMS = 128  # version 3: one stream per volume; table (n_vol x u32 lengths) after meta
 FLAG_WAVELET = 256  # version 3: wavelet name (u8 length + ASCII) after the stream table
 MAX_WAVELET_NAME = 32
+FLAG_MASK = 512  # version 3: object mask section (u32 length, i64 background, u64 count, bytes)
+MASK_FIXED = 20  # bytes of the mask section before the coded mask
 
 DTYPES = {1: "uint8", 2: "int8", 3: "uint16", 4: "int16", 5: "float32", 6: "float64"}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
@@ -95,6 +99,11 @@ class Header:
     coder: str = "wdr"  # "wdr" (wdrcodec.coder) or "ctx" (wdrcodec.ctxcoder)
     streams: tuple[int, ...] | None = None  # version 3: byte length of each volume's stream
     wavelet: str | None = None  # version 3: PyWavelets name of the lossy wavelet (None: CDF 9/7)
+    # version 3, shape-adaptive mode: the coded object mask (wdrcodec.mask), the background
+    # value outside it (stored units; quantised units for float input) and its voxel count
+    mask_data: bytes | None = None
+    mask_background: int = 0
+    mask_count: int = 0
     payload_len: int = 0
     block_size: int = PAYLOAD_BLOCK
     block_crcs: list[int] = field(default_factory=list)
@@ -144,12 +153,15 @@ def header_size(
     meta_len: int | None = None,
     n_streams: int = 0,
     wavelet: str | None = None,
+    mask_len: int | None = None,
 ) -> int:
     """Bytes of a header with ``ndim_grouping`` grouping bits, ``n_blocks`` payload CRCs,
     (``meta_len`` not None) a metadata section of ``meta_len`` bytes, a table of ``n_streams``
-    stream lengths and (``wavelet`` not None) a wavelet name."""
+    stream lengths, (``wavelet`` not None) a wavelet name and (``mask_len`` not None) an object
+    mask section with ``mask_len`` coded bytes."""
     meta = 0 if meta_len is None else 4 + meta_len
     extra = 4 * n_streams + (0 if wavelet is None else 1 + len(wavelet))
+    extra += 0 if mask_len is None else MASK_FIXED + mask_len
     return (
         FIXED_SIZE
         + (128 if has_affine else 0)
@@ -191,14 +203,17 @@ def pack(h: Header, payload: bytes) -> bytes:
         | (FLAG_CTX if h.coder == "ctx" else 0)
         | (FLAG_STREAMS if h.streams is not None else 0)
         | (FLAG_WAVELET if h.wavelet is not None else 0)
+        | (FLAG_MASK if h.mask_data is not None else 0)
     )
     v3 = h.streams is not None or h.wavelet is not None or h.coder == "ctx"
+    v3 = v3 or h.mask_data is not None
     version = VERSION if v3 else BASE_VERSION
     t, z = h.grouping.shape
     if h.streams is not None and (len(h.streams) != t or sum(h.streams) != len(payload)):
         raise ValueError("stream table does not match the volumes and the payload")
     nstr = 0 if h.streams is None else len(h.streams)
-    hlen = header_size(t * z, n_blocks, h.affine is not None, meta_len(h), nstr, h.wavelet)
+    mlen = None if h.mask_data is None else len(h.mask_data)
+    hlen = header_size(t * z, n_blocks, h.affine is not None, meta_len(h), nstr, h.wavelet, mlen)
     shape4 = list(h.shape) + [1] * (4 - len(h.shape))
     spacing4 = list(h.spacing) + [1.0] * (4 - len(h.spacing))
     fixed = _FIXED.pack(
@@ -240,6 +255,9 @@ def pack(h: Header, payload: bytes) -> bytes:
     if h.wavelet is not None:
         name = h.wavelet.encode("ascii")
         parts.append(struct.pack("<B", len(name)) + name)
+    if h.mask_data is not None:
+        mhead = struct.pack("<IqQ", len(h.mask_data), h.mask_background, h.mask_count)
+        parts.append(mhead + bytes(h.mask_data))
     parts.append(struct.pack(f"<{n_blocks}I", *crcs))
     body = b"".join(parts)
     out = body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
@@ -277,7 +295,9 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
         raise WdrError(
             f"{name}: unsupported .wdr format version {version} (this reads 1 to {VERSION})"
         )
-    if version < 3 and flags & (FLAG_STREAMS | FLAG_WAVELET):
+    if flags >= 2 * FLAG_MASK:
+        raise WdrError(f"{name}: corrupted header (unknown flags {flags:#x})")
+    if version < 3 and flags & (FLAG_STREAMS | FLAG_WAVELET | FLAG_MASK):
         raise WdrError(f"{name}: corrupted header (version-3 flags in a version-{version} file)")
     if version < 3 and flags & FLAG_CTX:
         raise WdrError(
@@ -342,7 +362,21 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
 
         if wname not in PYWT_WAVELETS:
             raise WdrError(f"{name}: corrupted header (unknown wavelet {wname!r})")
-    size = header_size(n_vol * n_sl, n_blocks, has_aff, mlen, nstr, wname)
+    mask_len = mask_bg = mask_count = None
+    if flags & FLAG_MASK:
+        at = fixed.size + (128 if has_aff else 0) + nbytes_g
+        at += (0 if mlen is None else 4 + mlen) + 4 * nstr
+        at += 0 if wname is None else 1 + len(wname)
+        if at + MASK_FIXED > len(body):
+            raise WdrError(f"{name}: corrupted header (object mask section)")
+        mask_len, mask_bg, mask_count = struct.unpack("<IqQ", body[at : at + MASK_FIXED])
+        nvox = math.prod(shape)
+        if not (0 < mask_count < nvox and vmin <= mask_bg <= vmax):
+            raise WdrError(
+                f"{name}: corrupted header (object mask of {mask_count} voxels, background "
+                f"{mask_bg})"
+            )
+    size = header_size(n_vol * n_sl, n_blocks, has_aff, mlen, nstr, wname, mask_len)
     if hlen != size - FIXED_SIZE + fixed.size:
         raise WdrError(f"{name}: corrupted header (length does not match its fields)")
     available = min(payload_len, max(len(data) - hlen, 0))
@@ -367,6 +401,10 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
             raise WdrError(f"{name}: corrupted header (stream lengths do not add up)")
     if wname is not None:
         pos += 1 + len(wname)
+    mask_data = None
+    if mask_len is not None:
+        mask_data = bytes(body[pos + MASK_FIXED : pos + MASK_FIXED + mask_len])
+        pos += MASK_FIXED + mask_len
     crcs = list(struct.unpack(f"<{n_blocks}I", body[pos : pos + 4 * n_blocks]))
     return Header(
         shape=shape,
@@ -393,6 +431,9 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
         coder="ctx" if flags & FLAG_CTX else "wdr",
         streams=streams,
         wavelet=wname,
+        mask_data=mask_data,
+        mask_background=0 if mask_bg is None else int(mask_bg),
+        mask_count=0 if mask_count is None else int(mask_count),
         payload_len=payload_len,
         block_size=block_size,
         block_crcs=crcs,

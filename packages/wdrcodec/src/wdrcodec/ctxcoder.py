@@ -325,6 +325,7 @@ def _enc_significance(
     box_class,
     starts,
     nsc,
+    nsk,
     cmax,
     dirty,
     p,
@@ -364,14 +365,14 @@ def _enc_significance(
                 new = False
                 if nsc[c] < clen:
                     new = cmax[c] >= thr
-                    ctx = C_RUN + 2 * box_class[b] + (1 if nsc[c] > 0 else 0)
+                    ctx = C_RUN + 2 * box_class[b] + (1 if nsc[c] > nsk[c] else 0)
                     _encode_bit(st, out, probs, ctx, 1 if new else 0)
                 if not new:
                     skip_to = i + clen
                     i = skip_to
                     fresh = True
                     continue
-            if kp[i] < 0:
+            if kp[i] == -1:
                 if fresh:
                     local = i - s0
                     z = local // h
@@ -413,14 +414,14 @@ def _enc_significance(
 
 
 @njit(cache=True, nogil=True)
-def _enc_refinement(st, out, probs, mag, kp, boxes, starts, nsc, p, limit, feat):
+def _enc_refinement(st, out, probs, mag, kp, boxes, starts, nsc, nsk, p, limit, feat):
     """Refinement pass of plane ``p`` (encoder), chunks without a significant coefficient
     skipped; contexts by age, or ``(age, neighbours)`` (:func:`_ref_ctx`) with
     :data:`F_REFCTX`. Returns 0, 1 budget reached, 3 ``out`` too small."""
     n = kp.size
     if not feat & F_REFCTX:
         for c in range(nsc.size):
-            if nsc[c] == 0:
+            if nsc[c] == nsk[c]:
                 continue
             for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
                 if kp[i] > p:
@@ -445,7 +446,7 @@ def _enc_refinement(st, out, probs, mag, kp, boxes, starts, nsc, p, limit, feat)
         fresh = True
         while i < s1:
             c = i // CHUNK
-            if nsc[c] == 0:
+            if nsc[c] == nsk[c]:
                 i = min((c + 1) * CHUNK, s1)
                 fresh = True
                 continue
@@ -477,6 +478,30 @@ def _enc_refinement(st, out, probs, mag, kp, boxes, starts, nsc, p, limit, feat)
 @njit(cache=True, nogil=True)
 def ctx_encode_features(mag, neg, boxes, box_class, top, nplanes, limit, out, feat):
     """:func:`ctx_encode` with the contexts chosen by ``feat`` (``F_*`` flags)."""
+    return ctx_encode_skip(
+        mag, neg, boxes, box_class, top, nplanes, limit, out, feat, np.zeros(0, dtype=np.uint8)
+    )
+
+
+@njit(cache=True, nogil=True)
+def _skip_state(kp, nsk, skip):
+    """Mark the skipped coefficients (``skip[i] == 1``, outside a shape-adaptive object)
+    ``kp = -2`` (never coded, never significant) and count them per chunk in ``nsk``."""
+    if skip.size != kp.size:
+        return
+    for i in range(kp.size):
+        if skip[i]:
+            kp[i] = -2
+            nsk[i // CHUNK] += 1
+
+
+@njit(cache=True, nogil=True)
+def ctx_encode_skip(mag, neg, boxes, box_class, top, nplanes, limit, out, feat, skip):
+    """:func:`ctx_encode_features` that codes nothing for the coefficients with ``skip[i] == 1``
+    (scan order, uint8; their magnitudes must be 0; an empty ``skip`` skips none: the same
+    stream as :func:`ctx_encode_features`). A skipped coefficient counts as insignificant in
+    every context and its chunk counts it as done, so a chunk wholly outside the object codes
+    no flag."""
     n = mag.size
     st = np.zeros(6, dtype=np.int64)
     st[1] = MASK32
@@ -491,6 +516,9 @@ def ctx_encode_features(mag, neg, boxes, box_class, top, nplanes, limit, out, fe
     nsc = np.zeros(nch, dtype=np.int64)
     cmax = np.zeros(nch, dtype=np.int64)
     dirty = np.zeros(nch, dtype=np.uint8)
+    nsk = np.zeros(nch, dtype=np.int64)
+    _skip_state(kp, nsk, skip)
+    nsc[:] = nsk
     for i in range(n):
         if mag[i] > cmax[i // CHUNK]:
             cmax[i // CHUNK] = mag[i]
@@ -500,7 +528,7 @@ def ctx_encode_features(mag, neg, boxes, box_class, top, nplanes, limit, out, fe
             if dirty[c] == 1:
                 m = 0
                 for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
-                    if kp[i] < 0 and mag[i] > m:
+                    if kp[i] == -1 and mag[i] > m:
                         m = mag[i]
                 cmax[c] = m
                 dirty[c] = 0
@@ -517,6 +545,7 @@ def ctx_encode_features(mag, neg, boxes, box_class, top, nplanes, limit, out, fe
             box_class,
             starts,
             nsc,
+            nsk,
             cmax,
             dirty,
             p,
@@ -524,7 +553,9 @@ def ctx_encode_features(mag, neg, boxes, box_class, top, nplanes, limit, out, fe
             feat,
         )
         if stop == 0:
-            stop = _enc_refinement(st, out, probs, mag, kp, boxes, starts, nsc, p, limit, feat)
+            stop = _enc_refinement(
+                st, out, probs, mag, kp, boxes, starts, nsc, nsk, p, limit, feat
+            )
         if stop != 0:
             return (limit, 1) if stop == 1 else (st[4], 3)
     for _ in range(5):
@@ -544,7 +575,7 @@ def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
 
 @njit(cache=True, nogil=True)
 def _dec_significance(
-    st, data, probs, kp, csig, parent, low, val, sgn, boxes, box_class, starts, nsc, p, feat
+    st, data, probs, kp, csig, parent, low, val, sgn, boxes, box_class, starts, nsc, nsk, p, feat
 ):
     """Decoder side of :func:`_enc_significance`; returns 0, 1 truncated, 2 corrupt."""
     n = kp.size
@@ -574,7 +605,7 @@ def _dec_significance(
                 clen = min(CHUNK, n - i)
                 flag = 0
                 if nsc[c] < clen:
-                    ctx = C_RUN + 2 * box_class[b] + (1 if nsc[c] > 0 else 0)
+                    ctx = C_RUN + 2 * box_class[b] + (1 if nsc[c] > nsk[c] else 0)
                     flag = _decode_bit(st, data, probs, ctx)
                     if flag < 0:
                         return 1 if flag == -1 else 2
@@ -583,7 +614,7 @@ def _dec_significance(
                     i = skip_to
                     fresh = True
                     continue
-            if kp[i] < 0:
+            if kp[i] == -1:
                 if fresh:
                     local = i - s0
                     z = local // h
@@ -623,12 +654,12 @@ def _dec_significance(
 
 
 @njit(cache=True, nogil=True)
-def _dec_refinement(st, data, probs, kp, low, val, boxes, starts, nsc, p, feat):
+def _dec_refinement(st, data, probs, kp, low, val, boxes, starts, nsc, nsk, p, feat):
     """Decoder side of :func:`_enc_refinement`; returns 0, 1 truncated, 2 corrupt."""
     n = kp.size
     if not feat & F_REFCTX:
         for c in range(nsc.size):
-            if nsc[c] == 0:
+            if nsc[c] == nsk[c]:
                 continue
             for i in range(c * CHUNK, min(c * CHUNK + CHUNK, n)):
                 if kp[i] > p:
@@ -653,7 +684,7 @@ def _dec_refinement(st, data, probs, kp, low, val, boxes, starts, nsc, p, feat):
         fresh = True
         while i < s1:
             c = i // CHUNK
-            if nsc[c] == 0:
+            if nsc[c] == nsk[c]:
                 i = min((c + 1) * CHUNK, s1)
                 fresh = True
                 continue
@@ -684,6 +715,14 @@ def _dec_refinement(st, data, probs, kp, low, val, boxes, starts, nsc, p, feat):
 @njit(cache=True, nogil=True)
 def ctx_decode_features(data, nbytes, boxes, box_class, top, nplanes, rec, scale, feat):
     """:func:`ctx_decode` with the contexts chosen by ``feat`` (``F_*`` flags)."""
+    return ctx_decode_skip(
+        data, nbytes, boxes, box_class, top, nplanes, rec, scale, feat, np.zeros(0, np.uint8)
+    )
+
+
+@njit(cache=True, nogil=True)
+def ctx_decode_skip(data, nbytes, boxes, box_class, top, nplanes, rec, scale, feat, skip):
+    """Decoder of :func:`ctx_encode_skip` (the same ``skip``; skipped coefficients stay 0)."""
     n = rec.size
     if nbytes > data.size:
         nbytes = data.size
@@ -698,6 +737,9 @@ def ctx_decode_features(data, nbytes, boxes, box_class, top, nplanes, rec, scale
     if starts[-1] != n:
         return 2
     nsc = np.zeros((n + CHUNK - 1) // CHUNK, dtype=np.int64)
+    nsk = np.zeros((n + CHUNK - 1) // CHUNK, dtype=np.int64)
+    _skip_state(kp, nsk, skip)
+    nsc[:] = nsk
     low = np.full(n, 127, dtype=np.int8)  # lowest plane known (127: none)
     val = np.zeros(n, dtype=np.int64)
     sgn = np.zeros(n, dtype=np.uint8)
@@ -718,11 +760,14 @@ def ctx_decode_features(data, nbytes, boxes, box_class, top, nplanes, rec, scale
             box_class,
             starts,
             nsc,
+            nsk,
             p,
             feat,
         )
         if status == 0:
-            status = _dec_refinement(st, data, probs, kp, low, val, boxes, starts, nsc, p, feat)
+            status = _dec_refinement(
+                st, data, probs, kp, low, val, boxes, starts, nsc, nsk, p, feat
+            )
         if status != 0:
             break
     if status == 2:
@@ -743,11 +788,12 @@ def ctx_decode(data, nbytes, boxes, box_class, top, nplanes, rec, scale):
 
 
 def encode_coefficients(
-    mag, neg, boxes, box_class, top, nplanes, limit, features: int = F_ALL
+    mag, neg, boxes, box_class, top, nplanes, limit, features: int = F_ALL, skip=None
 ) -> Stream:
-    """Run :func:`ctx_encode_features`; ``limit=None`` codes every plane. ``features`` other than
+    """Run :func:`ctx_encode_skip`; ``limit=None`` codes every plane. ``features`` other than
     :data:`F_ALL` give a stream only :func:`decode_midpoints` with the same ``features`` reads
-    (for measuring what each context gains)."""
+    (for measuring what each context gains). ``skip`` (uint8 ``(N,)``, scan order, or None):
+    coefficients outside a shape-adaptive object, not coded."""
     n = mag.size
     if nplanes <= 0 or n == 0:
         return Stream(b"", STATUS_COMPLETE)
@@ -757,18 +803,29 @@ def encode_coefficients(
     size = min(cap, max(1024, n * 3)) + 64
     b = np.ascontiguousarray(boxes, dtype=np.int64)
     cls = np.ascontiguousarray(box_class, dtype=np.int64)
+    sk = _skip_array(skip, n)
     while True:
         out = np.zeros(size, dtype=np.uint8)
-        nbytes, status = ctx_encode_features(mag, neg, b, cls, top, nplanes, cap, out, features)
+        nbytes, status = ctx_encode_skip(mag, neg, b, cls, top, nplanes, cap, out, features, sk)
         if status != STATUS_BUFFER:
             return Stream(out[:nbytes].tobytes(), int(status))
         size = max(2 * size, int(nbytes) + 1024)
 
 
+def _skip_array(skip, n: int) -> np.ndarray:
+    if skip is None:
+        return np.zeros(0, dtype=np.uint8)
+    sk = np.ascontiguousarray(skip, dtype=np.uint8)
+    if sk.size != n:
+        raise ValueError(f"skip has {sk.size} entries for {n} coefficients")
+    return sk
+
+
 def decode_midpoints(
-    payload, boxes, box_class, n, top, nplanes, scale, features: int = F_ALL
+    payload, boxes, box_class, n, top, nplanes, scale, features: int = F_ALL, skip=None
 ) -> Midpoints:
-    """Run :func:`ctx_decode_features`; returns ``(rec float64 scan order, status)``."""
+    """Run :func:`ctx_decode_skip`; returns ``(rec float64 scan order, status)`` (``skip`` as
+    for :func:`encode_coefficients`)."""
     if n >= 2**31:
         raise WdrError("more than 2**31 - 1 coefficients: split the array")
     rec = np.zeros(n, dtype=np.float64)
@@ -780,5 +837,6 @@ def decode_midpoints(
         data = np.zeros(1, dtype=np.uint8)
     b = np.ascontiguousarray(boxes, dtype=np.int64)
     cls = np.ascontiguousarray(box_class, dtype=np.int64)
-    status = ctx_decode_features(data, nbytes, b, cls, top, nplanes, rec, scale, features)
+    sk = _skip_array(skip, n)
+    status = ctx_decode_skip(data, nbytes, b, cls, top, nplanes, rec, scale, features, sk)
     return Midpoints(rec, int(status))
