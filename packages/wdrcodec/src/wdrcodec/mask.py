@@ -34,7 +34,7 @@ M_NCTX = M_VT + 2 * M_NBR
 # auto rule (EncodeConfig.background == "auto"): on when at least this fraction of the voxels
 # equal the minimum and the coded mask costs at most MAX_MASK_BPV bits per voxel
 MIN_BACKGROUND_FRACTION = 0.2
-MAX_MASK_BPV = 0.05
+MAX_MASK_BPV = 0.125
 
 
 @dataclass(frozen=True)
