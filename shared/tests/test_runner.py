@@ -53,6 +53,51 @@ _TOOL = textwrap.dedent(
         if args.mode == "many":
             for i in range(100000):
                 print("line", i)
+        if args.mode.startswith("swallow-"):
+            # the signal's handler runs inside a finaliser / ctypes callback, where Python
+            # swallows whatever it raises (as happens during numba's compilation)
+            import ctypes, os, signal
+            sig = signal.SIGTERM if args.mode.endswith("term") else signal.SIGINT
+
+            def poke():
+                os.kill(os.getpid(), sig)
+                sum(i for i in range(1000))  # Python code: the handler runs in here
+
+            class Finalised:
+                def __del__(self):
+                    poke()
+
+            with open("partial.part", "w") as f:
+                try:
+                    if "-del-" in args.mode:
+                        Finalised()  # dropped at once: __del__ runs and is interrupted
+                    else:
+                        ctypes.CFUNCTYPE(None)(poke)()
+                    for _ in range(200):
+                        time.sleep(0.01)  # the re-delivered interrupt arrives here
+                    print("SWALLOWED", flush=True)
+                finally:
+                    os.unlink("partial.part")
+        if args.mode == "convert":  # a library turns the interrupt into an error of its own
+            import os, signal
+            with open("partial.part", "w") as f:
+                try:
+                    try:
+                        os.kill(os.getpid(), signal.SIGTERM)
+                        time.sleep(5)
+                    except BaseException as exc:
+                        raise RuntimeError("no compiled object yet") from exc
+                finally:
+                    os.unlink("partial.part")
+        if args.mode == "twice":
+            import os, signal
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            finally:
+                os.kill(os.getpid(), signal.SIGTERM)  # a second SIGTERM during the cleanup
+                sum(i for i in range(1000))
+                print("CLEANED", flush=True)
         return 0
 
     def build():
@@ -159,6 +204,55 @@ def test_interrupts_are_one_line(tool: Path, sig, code) -> None:
             proc.kill()
     assert proc.returncode == code
     assert len(err.splitlines()) == 1 and err.startswith("tool: interrupted")
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"),
+    [
+        ("swallow-del-term", 143),
+        ("swallow-ctypes-term", 143),
+        ("swallow-del-int", 130),
+        ("swallow-ctypes-int", 130),
+    ],
+)
+def test_interrupt_swallowed_in_finaliser_or_callback_is_delivered_again(
+    tool: Path, tmp_path: Path, mode: str, code: int
+) -> None:
+    res = _run(tool, "run", mode, cwd=tmp_path)
+    assert "SWALLOWED" not in res.stdout, "the interrupt was lost"
+    assert res.returncode == code, res.stderr
+    assert len(res.stderr.splitlines()) == 1 and res.stderr.startswith("tool: interrupted")
+    assert "Exception ignored" not in res.stderr and not list(tmp_path.iterdir())
+
+
+def test_error_after_sigterm_is_the_interruption(tool: Path, tmp_path: Path) -> None:
+    # the error a library raised instead of the interrupt is not a "bug": still exit 143
+    res = _run(tool, "run", "convert", cwd=tmp_path)
+    assert res.returncode == 143 and "Traceback" not in res.stderr and not list(tmp_path.iterdir())
+    assert res.stderr.splitlines() == ["tool: interrupted (SIGTERM); partial outputs were removed"]
+
+
+def test_second_sigterm_during_cleanup_is_ignored(tool: Path) -> None:
+    res = _run(tool, "run", "twice")
+    assert res.returncode == 143 and res.stdout == "CLEANED\n", res.stderr
+    assert len(res.stderr.splitlines()) == 1
+
+
+def test_other_unraisable_exceptions_still_reach_the_previous_hook(tool: Path) -> None:
+    # a finaliser's ordinary error is still reported by Python's default hook
+    code = (
+        "import sys\n"
+        "from medshared.runner import _redeliver_hook\n"
+        "seen = []\n"
+        "sys.unraisablehook = _redeliver_hook(lambda u: seen.append(u.exc_type.__name__))\n"
+        "class A:\n"
+        "    def __del__(self):\n"
+        "        raise ValueError('x')\n"
+        "A()\n"
+        "print(seen)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "['ValueError']", res.stderr
 
 
 def test_broken_pipe_is_quiet(tool: Path) -> None:

@@ -13,7 +13,11 @@ Rules (the same for every tool)
 - Ctrl-C (SIGINT) prints one line ``<prog>: interrupted`` and exits 130; SIGTERM raises
   :class:`Terminated` (a ``KeyboardInterrupt``) in the main thread, so every ``finally`` block
   and atomic writer cleans up, then prints one line and exits 143. A second SIGTERM during the
-  cleanup is ignored;
+  cleanup is ignored. Python cannot raise out of a finaliser (``__del__``) or a ctypes callback:
+  an interrupt that lands there is "ignored" (numba's and llvmlite's compiler run many of both),
+  so the runner's ``sys.unraisablehook`` catches such a swallowed interrupt and delivers it
+  again, and an error raised after a SIGTERM (the damage of a swallowed one) is reported as the
+  interruption;
 - a closed stdout (``| head``) ends quietly with exit 0;
 - Python warnings are printed as one line ``<prog>: warning: <message>`` (no source line, each
   distinct message once); numpy's floating-point ``RuntimeWarning``\\ s become one line of our own;
@@ -80,10 +84,70 @@ class Terminated(KeyboardInterrupt):
     """Raised in the main thread when SIGTERM arrives, so ``finally`` blocks and cleanup run."""
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:  # pragma: no cover - signal path
-    # Ignore further SIGTERMs so the cleanup this exception triggers can finish.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+class _SignalState:
+    """What :func:`run_cli`'s signal handlers have done in this process."""
+
+    requested = False  # a SIGTERM arrived
+    propagating = False  # a Terminated is on its way up: further SIGTERMs are ignored
+    in_hook = False  # the unraisable hook is running (nothing raised there can propagate)
+
+
+_STATE = _SignalState()
+
+
+def _redeliver_later(signum: int) -> None:
+    """Deliver ``signum`` to the main thread again in a moment, from a helper thread (a signal
+    tripped from the hook itself would be handled inside the hook, where it is lost again)."""
+    import _thread
+    import threading
+
+    timer = threading.Timer(0.002, _thread.interrupt_main, (signum,))
+    timer.daemon = True
+    timer.start()
+
+
+def _on_signal(signum: int, frame: Any) -> None:  # pragma: no cover - signal path
+    """SIGTERM raises :class:`Terminated` (once), SIGINT ``KeyboardInterrupt``."""
+    if _STATE.in_hook:  # raising here would be lost: try again once the hook has returned
+        _redeliver_later(signum)
+        return
+    if signum != signal.SIGTERM:
+        raise KeyboardInterrupt()
+    if _STATE.propagating:  # a second SIGTERM: let the cleanup the first one started finish
+        return
+    _STATE.requested = _STATE.propagating = True
     raise Terminated()
+
+
+def _redeliver_hook(previous: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A ``sys.unraisablehook`` that delivers again the interrupts Python had to swallow.
+
+    An exception raised in a finaliser (``__del__``, a weakref callback) or in a ctypes callback
+    cannot propagate: Python reports it through ``sys.unraisablehook`` and goes on. When a
+    signal handler's ``KeyboardInterrupt``/:class:`Terminated` lands there (likely during numba
+    compilation: llvmlite's object-cache callback and ``ObjectRef.__del__`` run all the time),
+    the interrupt would be lost. This hook prints nothing for it and delivers the same signal
+    again a moment later (``_thread.interrupt_main`` from a helper thread: the handler then runs
+    at the main thread's next check, normally in ordinary code; if it lands in a finaliser
+    again, the same happens again). Every other unraisable exception goes to ``previous``.
+    """
+
+    def hook(unraisable: Any) -> None:
+        exc_type = getattr(unraisable, "exc_type", None)
+        if not (isinstance(exc_type, type) and issubclass(exc_type, KeyboardInterrupt)):
+            previous(unraisable)
+            return
+        _STATE.in_hook = True
+        try:
+            if issubclass(exc_type, Terminated):
+                _STATE.propagating = False  # it got nowhere: the next SIGTERM must raise
+                _redeliver_later(signal.SIGTERM)
+            else:
+                _redeliver_later(signal.SIGINT)
+        finally:
+            _STATE.in_hook = False
+
+    return hook
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,10 +413,17 @@ def run_cli(
     _one_line_errors(parser)
     in_main = True
     old_term: Any = None
+    old_int: Any = None
+    old_hook = sys.unraisablehook
+    _STATE.requested = _STATE.propagating = _STATE.in_hook = False
     try:
-        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        old_term = signal.signal(signal.SIGTERM, _on_signal)
     except ValueError:  # not in the main thread (e.g. called from a test thread)
         in_main = False
+    if in_main:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored
+            old_int = signal.signal(signal.SIGINT, _on_signal)
+        sys.unraisablehook = _redeliver_hook(old_hook)
     printer = _WarningPrinter(prog)
     nib_logger = logging.getLogger("nibabel")
     old_level = nib_logger.level
@@ -363,38 +434,62 @@ def run_cli(
         warnings.showwarning = printer
         nib_logger.setLevel(logging.CRITICAL)
         try:
+            # two levels: an interrupt re-delivered while an error is being classified (the
+            # inner except clauses) is still caught by the outer ones
             try:
-                args = parser.parse_args(argv)
-            except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
-                return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USER_ERROR
-            func = getattr(args, "func", None)
-            if func is None:
-                parser.print_help(sys.stderr)
-                return EXIT_USER_ERROR
-            status = func(args)
-            sys.stdout.flush()
-            return 0 if status is None else int(status)
+                return _dispatch(parser, argv, debug, prog)
+            except Exception:
+                if not _STATE.requested:
+                    raise
+                # a SIGTERM arrived and the work failed afterwards: most likely the damage of
+                # an interrupt swallowed inside a library (e.g. numba's "no compiled object
+                # yet" after its object-code callback was interrupted), so it is reported as
+                # the interruption, the cleanup having run while the error propagated
+                raise Terminated() from None
         except Terminated:
+            _STATE.propagating = True
             _say(f"{prog}: interrupted (SIGTERM); partial outputs were removed", debug)
             return EXIT_SIGTERM
         except KeyboardInterrupt:
             _say(f"{prog}: interrupted; partial outputs were removed", debug)
             return EXIT_SIGINT
-        except BrokenPipeError:
-            # stdout went away (`| head`): stop quietly.
-            _quiet_stdout()
-            return 0
-        except Exception as exc:  # noqa: BLE001 - the one place that classifies errors
-            message = user_error_message(exc)
-            if message is None or debug:
-                traceback.print_exc()
-                return EXIT_USER_ERROR if message is not None else EXIT_BUG
-            _say(f"{prog}: error: {message}", False)
-            return EXIT_USER_ERROR
         finally:
             nib_logger.setLevel(old_level)
-            if in_main and old_term is not None:
-                signal.signal(signal.SIGTERM, old_term)
+            if in_main:
+                sys.unraisablehook = old_hook
+                if old_term is not None:
+                    signal.signal(signal.SIGTERM, old_term)
+                if old_int is not None:
+                    signal.signal(signal.SIGINT, old_int)
+
+
+def _dispatch(parser: argparse.ArgumentParser, argv: list[str], debug: bool, prog: str) -> int:
+    """Parse, run the subcommand and classify its errors (interrupts propagate)."""
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
+            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USER_ERROR
+        func = getattr(args, "func", None)
+        if func is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USER_ERROR
+        status = func(args)
+        sys.stdout.flush()
+        return 0 if status is None else int(status)
+    except BrokenPipeError:
+        # stdout went away (`| head`): stop quietly.
+        _quiet_stdout()
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the one place that classifies errors
+        if _STATE.requested:
+            raise  # run_cli reports it as the interruption
+        message = user_error_message(exc)
+        if message is None or debug:
+            traceback.print_exc()
+            return EXIT_USER_ERROR if message is not None else EXIT_BUG
+        _say(f"{prog}: error: {message}", False)
+        return EXIT_USER_ERROR
 
 
 def _say(line: str, with_traceback: bool) -> None:
