@@ -368,3 +368,18 @@ def test_mask_flag_on_a_file_without_mask_is_refused(smooth_volume):
     struct.pack_into("<H", bad, 10, flags | 2 * FLAG_MASK)  # an unknown flag
     with pytest.raises(WdrError, match="unknown flags"):
         wdrcodec.decode(_fix(bytes(bad), h))
+
+
+@pytest.mark.parametrize("lossless", [True, False])
+def test_slab_kernels_equal_the_line_kernels(lossless):
+    """Z and Y passes (slab kernels, per-sample segment rule) equal the X pass (line kernels,
+    explicit segments) on the transposed volume."""
+    rng = np.random.default_rng(9)
+    x = rng.integers(-2000, 2000, (17, 13, 11)).astype(np.int64 if lossless else np.float64)
+    m = rng.random(x.shape) < 0.55
+    for axis, lv in ((0, (2, 0, 0)), (1, (0, 2, 0))):
+        c, _ = shape_adaptive.forward_sa(x, m, lv, lossless, False)
+        xt = np.ascontiguousarray(np.swapaxes(x, axis, 2))
+        mt = np.ascontiguousarray(np.swapaxes(m, axis, 2))
+        ct, _ = shape_adaptive.forward_sa(xt, mt, (lv[2], lv[1], lv[0]) if axis == 0 else (0, 0, 2), lossless, False)
+        np.testing.assert_allclose(c, np.swapaxes(ct, axis, 2), rtol=0, atol=1e-9)

@@ -243,19 +243,31 @@ def _coefficients_skip(
     from wdrcodec.parallel import gather_magnitudes
 
     gather_magnitudes(np.asarray(flat, dtype=np.float64), lay.boxes, scale, mag, neg, pool)
-    skip = None if cmask is None else (~cmask[lay.order]).view(np.uint8)
+    skip = None if cmask is None else _scan_skip(cmask, lay)
     return mag, neg, skip
 
 
-def _skip_of(lay: Layout, mask4: np.ndarray, packet: bool) -> np.ndarray:
-    """Scan-ordered uint8 ``skip`` of :func:`_coefficients` from the sample mask alone (decoder)."""
-    from wdrcodec.shape_adaptive import coefficient_mask
+def _scan_skip(cmask: np.ndarray, lay: Layout) -> np.ndarray:
+    """Scan-ordered uint8 ``skip`` (1 outside the object) from the concatenated block
+    coefficient masks ``cmask`` (bool)."""
+    from wdrcodec.shape_adaptive import scan_skip
+
+    skip = np.empty(lay.n, dtype=np.uint8)
+    scan_skip(cmask.view(np.uint8), np.ascontiguousarray(lay.boxes, dtype=np.int64), skip)
+    return skip
+
+
+def _sa_decoder(lay: Layout, mask4: np.ndarray, packet: bool):
+    """What a shape-adaptive decode needs per layout: ``(skip, pre-pass masks per block)``."""
+    from wdrcodec.shape_adaptive import sa_masks
 
     cmask = np.empty(lay.n, dtype=bool)
+    befores = []
     for blk in lay.blocks:
-        cm = coefficient_mask(mask4[blk.t, blk.z], blk.lv, packet and blk.lv[0] > 0)
+        before, cm = sa_masks(mask4[blk.t, blk.z], blk.lv, packet and blk.lv[0] > 0)
         cmask[blk.offset : blk.offset + blk.size] = cm.ravel()
-    return (~cmask[lay.order]).view(np.uint8)
+        befores.append(before)
+    return _scan_skip(cmask, lay), befores
 
 
 def _synthesis(
@@ -267,19 +279,22 @@ def _synthesis(
     pool: Pool,
     wavelet: str | None = None,
     mask4: np.ndarray | None = None,
+    befores: list | None = None,
 ):
     """Inverse-transform the concatenated block coefficients into a ``(T, Z, Y, X)`` volume
     (float64, mean not yet added). ``flat`` is overwritten. ``mask4``: the object mask of a
-    shape-adaptive file (zero outside it)."""
+    shape-adaptive file (zero outside it); ``befores``: its pre-pass masks per block
+    (:func:`_sa_decoder`)."""
     wv = None if lossless else wavelet
     if mask4 is not None:
         from wdrcodec.shape_adaptive import inverse_sa
 
         out = np.empty(shape4, dtype=np.float64)
-        for blk in lay.blocks:
+        for bi, blk in enumerate(lay.blocks):
             c = flat[blk.offset : blk.offset + blk.size].reshape(blk.shape)
             pk = packet and blk.lv[0] > 0
-            rec = inverse_sa(c, mask4[blk.t, blk.z], blk.lv, lossless, pk, pool)
+            before = None if befores is None else befores[bi]
+            rec = inverse_sa(c, mask4[blk.t, blk.z], blk.lv, lossless, pk, pool, before)
             out[blk.t, blk.z] = rec
         return out
     if len(lay.blocks) == 1 and np.array_equal(lay.blocks[0].z, np.arange(shape4[1])):
@@ -648,19 +663,21 @@ def _decode_flat(
 def _decode_skip(payload: bytes, h: Header, lay: Layout, skip: np.ndarray):
     """:func:`_decode_flat` of a shape-adaptive stream."""
     from wdrcodec import ctxcoder
+    from wdrcodec.shape_adaptive import scatter_kept
 
     scale = 2.0**-h.frac_bits
+    boxes = np.ascontiguousarray(lay.boxes, dtype=np.int64)
+    flat = np.zeros(lay.n, dtype=np.float64)
     if h.coder == "ctx":
         rec, status = ctxcoder.decode_midpoints(
             payload, lay.boxes, lay.box_class, lay.n, h.top, h.nplanes, scale, skip=skip
         )
+        coder.scatter_values(rec, boxes, flat)
     else:
-        keep = skip == 0
-        part, status = coder.decode_midpoints(payload, h.top, h.nplanes, lay.classes[keep], scale)
-        rec = np.zeros(lay.n, dtype=np.float64)
-        rec[keep] = part
-    flat = np.zeros(lay.n, dtype=np.float64)
-    coder.scatter_values(rec, np.ascontiguousarray(lay.boxes, dtype=np.int64), flat)
+        part, status = coder.decode_midpoints(
+            payload, h.top, h.nplanes, lay.classes[skip == 0], scale
+        )
+        scatter_kept(part, skip, boxes, flat)
     return flat, int(status)
 
 
@@ -709,20 +726,22 @@ def _reconstruct_internal(
 
         def one(t: int) -> int:
             vm = None if mask4 is None else mask4[t : t + 1]
-            skip = None if vm is None else _skip_of(lays[t], vm, h.packet)
+            skip, bef = (None, None) if vm is None else _sa_decoder(lays[t], vm, h.packet)
             flat, status = _decode_flat(parts[t], h, lays[t], skip)
             if status == coder.STATUS_CORRUPT:
                 return status
-            vol = _synthesis(flat, lays[t], vshape, h.lossless, h.packet, SERIAL, h.wavelet, vm)
+            vol = _synthesis(
+                flat, lays[t], vshape, h.lossless, h.packet, SERIAL, h.wavelet, vm, bef
+            )
             _finish(vol, h, out[t : t + 1], SERIAL)
             if vm is not None:
                 _fill_background(out[t : t + 1], vm, h)
             return status
 
         return out, _combine(pool.map(one, range(shape4[0])))
-    skip = None if mask4 is None else _skip_of(lay, mask4, h.packet)
+    skip, bef = (None, None) if mask4 is None else _sa_decoder(lay, mask4, h.packet)
     flat, status = _decode_flat(payload, h, lay, skip)
-    vol = _synthesis(flat, lay, shape4, h.lossless, h.packet, pool, h.wavelet, mask4)
+    vol = _synthesis(flat, lay, shape4, h.lossless, h.packet, pool, h.wavelet, mask4, bef)
     _finish(vol, h, out, pool)
     if mask4 is not None:
         _fill_background(out, mask4, h)

@@ -127,22 +127,20 @@ def _inv97_seg(t, s, e):
 @njit(nogil=True, cache=True)
 def _load(v, m, p, q, t, forward):
     """Line ``(p, q)`` of ``v`` into ``t`` in line order (an inverse reads it from the Mallat
-    positions), zero outside the mask; False when the line has no in-mask sample (then zeroed)."""
+    positions), zero outside the mask; False when every in-mask value is 0 (the line is then
+    zeroed: a linear transform of zeros, and the integer one too, is zero)."""
     N = v.shape[2]
     ns = (N + 1) // 2
-    any_in = False
-    for i in range(N):
-        if m[p, q, i]:
-            any_in = True
-            break
-    if not any_in:
-        for i in range(N):
-            v[p, q, i] = 0
-        return False
+    nz = False
     for i in range(N):
         j = i if forward else ((i >> 1) if (i & 1) == 0 else ns + (i >> 1))
         t[i] = v[p, q, j] if m[p, q, i] else 0
-    return True
+        if t[i] != 0:
+            nz = True
+    if not nz:
+        for i in range(N):
+            v[p, q, i] = 0
+    return nz
 
 
 @njit(nogil=True, cache=True)
@@ -211,6 +209,180 @@ def _lines97(v, m, forward):
             _store(v, p, q, t, forward)
 
 
+# ----------------------------------------------------------------------------- slab kernels
+# The passes along Z and Y lift whole (N, Q2) slabs row by row (rows contiguous in X), with the
+# segment rule written per sample: an in-mask sample's left neighbour is k - 1 if that is in the
+# mask, else k + 1 (and symmetrically), and a sample with neither is a one-sample segment. The
+# same operations on the same operands as the segment kernels above, in cache-friendly order.
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _rows(N, ns, k, odd):
+    """Mallat row of line index ``k`` and of its two neighbours (clamped into range)."""
+    nd = N // 2
+    if odd:
+        jk = ns + (k >> 1)
+        jl = (k - 1) >> 1
+        jr = (k + 1) >> 1 if k + 1 < N else jl
+    else:
+        jk = k >> 1
+        jr = ns + (k >> 1) if (k >> 1) < nd else ns + nd - 1
+        jl = ns + ((k - 1) >> 1) if k >= 1 else jr
+    return jk, jl, jr
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _sides(m, p, k, a, b, N):
+    hl = k >= 1 and m[p, k - 1, a, b] != 0
+    hr = k + 1 < N and m[p, k + 1, a, b] != 0
+    return hl, hr
+
+
+@njit(nogil=True, cache=True)
+def _step53(t, m, p, a, odd, update, sign):
+    """One 5/3 lifting step over the ``odd`` (or even) rows of the Mallat-ordered slab ``t``:
+    ``t[k] += sign * floor((L + R [+ 2]) / (2 | 4))`` for every in-mask, non-single sample."""
+    N = m.shape[1]
+    ns = (N + 1) // 2
+    for k in range(1 if odd else 0, N, 2):
+        jk, jl, jr = _rows(N, ns, k, odd)
+        for b in range(t.shape[1]):
+            if m[p, k, a, b] == 0:
+                continue
+            hl, hr = _sides(m, p, k, a, b, N)
+            if not (hl or hr):
+                continue
+            left = t[jl, b] if hl else t[jr, b]
+            right = t[jr, b] if hr else t[jl, b]
+            if update:
+                t[jk, b] += sign * ((left + right + 2) >> 2)
+            else:
+                t[jk, b] += sign * ((left + right) >> 1)
+
+
+@njit(nogil=True, cache=True)
+def _step97(t, m, p, a, odd, coef):
+    """One 9/7 lifting step: ``t[k] += coef * (L + R)`` (as :func:`_step53`)."""
+    N = m.shape[1]
+    ns = (N + 1) // 2
+    for k in range(1 if odd else 0, N, 2):
+        jk, jl, jr = _rows(N, ns, k, odd)
+        for b in range(t.shape[1]):
+            if m[p, k, a, b] == 0:
+                continue
+            hl, hr = _sides(m, p, k, a, b, N)
+            if not (hl or hr):
+                continue
+            left = t[jl, b] if hl else t[jr, b]
+            right = t[jr, b] if hr else t[jl, b]
+            t[jk, b] += coef * (left + right)
+
+
+@njit(nogil=True, cache=True)
+def _scale97(t, m, p, a, forward):
+    """Band scaling of the 9/7 (``sqrt(2)`` for one-sample segments), or its inverse."""
+    N = m.shape[1]
+    ns = (N + 1) // 2
+    for k in range(N):
+        odd = (k & 1) == 1
+        jk = ns + (k >> 1) if odd else k >> 1
+        sc = HIGH_SCALE if odd else LOW_SCALE
+        for b in range(t.shape[1]):
+            if m[p, k, a, b] == 0:
+                continue
+            hl, hr = _sides(m, p, k, a, b, N)
+            f = sc if (hl or hr) else SQRT2
+            if forward:
+                t[jk, b] *= f
+            else:
+                t[jk, b] /= f
+
+
+@njit(nogil=True, cache=True)
+def _double53(t, m, p, a, forward):
+    """One-sample segments at odd indices: ``2 x`` (forward) / ``y >> 1`` (inverse)."""
+    N = m.shape[1]
+    ns = (N + 1) // 2
+    for k in range(1, N, 2):
+        jk = ns + (k >> 1)
+        for b in range(t.shape[1]):
+            if m[p, k, a, b] == 0:
+                continue
+            hl, hr = _sides(m, p, k, a, b, N)
+            if not (hl or hr):
+                t[jk, b] = 2 * t[jk, b] if forward else t[jk, b] >> 1
+
+
+@njit(nogil=True, cache=True)
+def _slab_io(v, m, t, p, a, load, forward):
+    """Move slab ``(p, :, a, :)`` between ``v`` and the Mallat-ordered scratch ``t`` (zero
+    outside the mask); returns False when every in-mask value is 0 (the slab is then zeroed)."""
+    N = v.shape[1]
+    ns = (N + 1) // 2
+    Q2 = v.shape[3]
+    nz = False
+    for k in range(N):
+        j = ns + (k >> 1) if k & 1 else k >> 1
+        src = k if forward else j  # where line index k's value lies in v
+        for b in range(Q2):
+            if load:
+                x = v[p, src, a, b] if m[p, k, a, b] else 0
+                t[j, b] = x
+                nz = nz or x != 0
+            else:
+                v[p, j if forward else k, a, b] = t[j, b]
+    if load and not nz:
+        for k in range(N):
+            for b in range(Q2):
+                v[p, k, a, b] = 0
+    return nz
+
+
+@njit(nogil=True, cache=True)
+def _slabs53(v, m, forward):
+    """SA LeGall 5/3 along axis 1 of the int64 4D view ``v`` ``(P, N, Q1, Q2)``; ``m`` its
+    pre-pass mask (uint8, same shape)."""
+    P, N, Q1, Q2 = v.shape
+    t = np.empty((N, Q2), dtype=np.int64)
+    for p in range(P):
+        for a in range(Q1):
+            if not _slab_io(v, m, t, p, a, True, forward):
+                continue
+            if forward:
+                _step53(t, m, p, a, True, False, -1)
+                _step53(t, m, p, a, False, True, 1)
+                _double53(t, m, p, a, True)
+            else:
+                _double53(t, m, p, a, False)
+                _step53(t, m, p, a, False, True, -1)
+                _step53(t, m, p, a, True, False, 1)
+            _slab_io(v, m, t, p, a, False, forward)
+
+
+@njit(nogil=True, cache=True)
+def _slabs97(v, m, forward):
+    """:func:`_slabs53` for the float64 CDF 9/7."""
+    P, N, Q1, Q2 = v.shape
+    t = np.empty((N, Q2), dtype=np.float64)
+    for p in range(P):
+        for a in range(Q1):
+            if not _slab_io(v, m, t, p, a, True, forward):
+                continue
+            if forward:
+                _step97(t, m, p, a, True, ALPHA)
+                _step97(t, m, p, a, False, BETA)
+                _step97(t, m, p, a, True, GAMMA)
+                _step97(t, m, p, a, False, DELTA)
+                _scale97(t, m, p, a, True)
+            else:
+                _scale97(t, m, p, a, False)
+                _step97(t, m, p, a, False, -DELTA)
+                _step97(t, m, p, a, True, -GAMMA)
+                _step97(t, m, p, a, False, -BETA)
+                _step97(t, m, p, a, True, -ALPHA)
+            _slab_io(v, m, t, p, a, False, forward)
+
+
 # ----------------------------------------------------------------------------- passes
 
 
@@ -247,6 +419,39 @@ def pass_masks(mask: np.ndarray, plan: list[tuple[tuple[int, int, int], int]]):
     return before, m.astype(bool)
 
 
+@njit(nogil=True, cache=True)
+def scan_skip(cmask, boxes, out):
+    """``out[i] = 1 - cmask[position of scan index i]`` over the layout's scan ``boxes`` (rows
+    ``(offset, ny, nx, z0, z1, y0, y1, x0, x1)``; ``cmask`` uint8, the concatenated blocks)."""
+    i = 0
+    for b in range(boxes.shape[0]):
+        off, ny, nx = boxes[b, 0], boxes[b, 1], boxes[b, 2]
+        for z in range(boxes[b, 3], boxes[b, 4]):
+            for y in range(boxes[b, 5], boxes[b, 6]):
+                base = off + (z * ny + y) * nx
+                for x in range(boxes[b, 7], boxes[b, 8]):
+                    out[i] = 1 - cmask[base + x]
+                    i += 1
+
+
+@njit(nogil=True, cache=True)
+def scatter_kept(part, skip, boxes, out):
+    """``out[position of scan index i] = part[j]`` for the ``j``-th scan index not skipped
+    (``skip[i] == 0``); skipped positions are left as they are (zero)."""
+    i = 0
+    j = 0
+    for b in range(boxes.shape[0]):
+        off, ny, nx = boxes[b, 0], boxes[b, 1], boxes[b, 2]
+        for z in range(boxes[b, 3], boxes[b, 4]):
+            for y in range(boxes[b, 5], boxes[b, 6]):
+                base = off + (z * ny + y) * nx
+                for x in range(boxes[b, 7], boxes[b, 8]):
+                    if skip[i] == 0:
+                        out[base + x] = part[j]
+                        j += 1
+                    i += 1
+
+
 def coefficient_mask(
     mask: np.ndarray, lv: tuple[int, ...], packet: bool
 ) -> np.ndarray:
@@ -254,12 +459,28 @@ def coefficient_mask(
     return pass_masks(mask, passes(mask.shape, lv, packet))[1]
 
 
+def sa_masks(mask: np.ndarray, lv: tuple[int, ...], packet: bool):
+    """``(pre-pass masks, coefficient mask)`` of :func:`pass_masks` for a block decomposed
+    with ``lv`` (computed once and given to :func:`inverse_sa` and the coder)."""
+    return pass_masks(mask, passes(mask.shape, lv, packet))
+
+
 def _run(region: np.ndarray, m: np.ndarray, axis: int, forward: bool, lossless: bool, pool):
-    v = np.moveaxis(region, axis, -1)
-    mm = np.moveaxis(m, axis, -1)
+    """One pass: X lines with the line kernels, Z and Y with the slab kernels (rows along X),
+    split over ``pool`` along an axis the pass does not lift."""
+    if axis == 2:
+        v, mm = region, m  # (Z, Y, N): split along Z
+        kern = _lines53 if lossless else _lines97
+    elif axis == 1:
+        v, mm = region[:, :, None, :], m[:, :, None, :]  # (Z, N, 1, X): split along Z
+        kern = _slabs53 if lossless else _slabs97
+    else:
+        # (1, N, Y, X) seen as (Y, N, 1, X) slabs: split along Y
+        v = region.transpose(1, 0, 2)[:, :, None, :]
+        mm = m.transpose(1, 0, 2)[:, :, None, :]
+        kern = _slabs53 if lossless else _slabs97
     n0 = v.shape[0]
     parts = 1 if pool is None or region.size < MIN_SPLIT else min(pool.threads, n0)
-    kern = _lines53 if lossless else _lines97
     if parts <= 1:
         kern(v, mm, forward)
         return
@@ -304,13 +525,16 @@ def inverse_sa(
     lossless: bool,
     packet: bool,
     pool: Pool | None = None,
+    before: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Inverse of :func:`forward_sa` given the *sample* mask; zero outside it (``coef`` is
-    overwritten when it already has the working dtype and is C-contiguous)."""
+    overwritten when it already has the working dtype and is C-contiguous). ``before``: the
+    pre-pass masks of :func:`sa_masks`, when already computed."""
     dt = np.int64 if lossless else np.float64
     out = np.ascontiguousarray(coef, dtype=dt)
     plan = passes(out.shape, lv, packet)
-    before, _ = pass_masks(mask, plan)
+    if before is None:
+        before, _ = pass_masks(mask, plan)
     for ((cz, cy, cx), axis), m in zip(reversed(plan), reversed(before)):
         _run(out[:cz, :cy, :cx], m, axis, False, lossless, pool)
     return out
