@@ -75,28 +75,32 @@ def test_context_costs_see_clustered_significance():
 
 
 def test_eval_plot_has_the_anchor_curves(ic, dipy_volume, monkeypatch, tmp_path):
-    """``eval --plot`` draws J2K and SPERR-3D beside WDR, measured like the WDR rows."""
+    """``eval --plot`` draws J2K, HTJ2K and SPERR-3D beside WDR, measured like the WDR rows."""
     import wdrcodec.plots as plots
     from wdrcodec.evaluate import anchor_curves, evaluate, pictures
 
     vol = np.ascontiguousarray(dipy_volume[:, 16:112, 16:112])
     rates = [0.5, 1.0]
     curves, note = anchor_curves(vol, (0, 1, 2), rates)
-    assert note == "" and set(curves) == {"J2K (OpenJPEG, 2D)", "SPERR-3D"}
+    anchors = {"J2K (OpenJPEG, 2D)", "HTJ2K (OpenJPH, 2D)", "SPERR-3D"}
+    assert note == "" and set(curves) == anchors
     j2k = sorted(curves["J2K (OpenJPEG, 2D)"])
-    assert len(j2k) >= 4 and all(0.5 / 1.5 <= b <= 1.5 for b, _, _ in j2k)
-    assert all(p1 > p0 for (_, p0, _), (_, p1, _) in zip(j2k, j2k[1:]))  # PSNR grows with rate
-    assert all(0 < s <= 1 for _, _, s in j2k)
+    for name in ("J2K (OpenJPEG, 2D)", "HTJ2K (OpenJPH, 2D)"):
+        pts = sorted(curves[name])
+        assert len(pts) >= 4 and all(0.5 / 1.5 <= b <= 1.5 for b, _, _ in pts), name
+        assert all(p1 > p0 for (_, p0, _), (_, p1, _) in zip(pts, pts[1:]))  # grows with rate
+        assert all(0 < s <= 1 for _, _, s in pts)
     for (b, p, s), target in zip(curves["SPERR-3D"], rates):
         assert abs(b - target) < 0.05 * target and 30 < p < 70 and 0 < s <= 1
     seen = {}
     monkeypatch.setattr(plots, "rd_figure", lambda c, path, title: seen.update(c) or path)
     rows = evaluate(vol, rates, ("3d",), lossless=False)
     pictures(vol, rows, {}, {}, tmp_path / "rd.png", None, 1.0)
-    assert set(seen) == {"WDR-3d", "J2K (OpenJPEG, 2D)", "SPERR-3D"}
-    # WDR-3D above the J2K curve at its own rates (measured +3 dB at 0.5 bpv)
+    assert set(seen) == {"WDR-3d", *anchors}
+    # WDR-3D above the J2K and HTJ2K curves at its own rates (measured +3 dB at 0.5 bpv)
     for b, p, _ in seen["WDR-3d"]:
         assert p > interpolate([(r, q) for r, q, _ in j2k], b)
+        assert p > interpolate(sorted((r, q) for r, q, _ in curves["HTJ2K (OpenJPH, 2D)"]), b)
 
 
 def test_eval_plot_without_imagecodecs_says_so(monkeypatch, smooth_volume):

@@ -14,8 +14,15 @@ Anchors come from ``imagecodecs`` (extra ``bench``):
 * Lossless: J2K ``reversible=True``, JPEG-XL ``lossless=True, effort=7``, JPEG-LS and HTJ2K
   reversible, all slice by slice.
 
+* **HTJ2K**: ``htj2k_encode`` (OpenJPH) slice by slice; its knob is a quantisation step, swept
+  over :data:`~wdrcodec.evaluate.HTJ2K_STEPS` and interpolated at WDR's rate like J2K.
+
 PSNR is at the true data range ``max - min`` (:func:`medshared.metrics.psnr`) on integer outputs
-of the original dtype. The speed volumes are 64 x 256 x 256 uint16: the smooth resampled S0
+of the original dtype. With a pictures folder (``plots``), each rate-distortion volume gets
+``rd_<volume>.png`` (PSNR and SSIM against bpv: WDR 3D/ctx/2D/MCPD and the anchors of
+:func:`wdrcodec.evaluate.anchor_curves`, the same curves ``eval --plot`` draws) and
+``strip_<volume>.png`` (original, WDR-3D decode at ``strip_bpv``, error:
+:func:`wdrcodec.evaluate.write_strip`, the one ``eval --strip`` uses). The speed volumes are 64 x 256 x 256 uint16: the smooth resampled S0
 (:func:`~wdrcodec.data.speed_volume`), a noisy MRI-like synthetic
 (:func:`~wdrcodec.data.noisy_volume`) and real example4d data tiled
 (:func:`~wdrcodec.data.real_tiled_volume`). Times are the best of three runs; WDR and J2K
@@ -41,6 +48,17 @@ from wdrcodec.errors import WdrError
 from wdrcodec.jit import ensure_compiled
 
 RATES = [0.25, 0.5, 1.0, 2.0]
+SECTIONS = ("rd", "speed", "lossless", "contexts", "startup", "threads")  # in the order run
+STRIP_BPV = 0.5  # bits/voxel of the pictures' slice strip
+# the rate-distortion volumes: (file-name stem of their pictures, loader)
+RD_VOLUMES = (("S0_10slices", dipy_s0), ("example4d_0", nibabel_example4d))
+
+
+def picture_paths(plots: Path) -> list[Path]:
+    """The PNGs a benchmark with the pictures folder ``plots`` writes (known before any work,
+    so the command line can check every one first)."""
+    names = [f"{kind}_{stem}.png" for stem, _ in RD_VOLUMES for kind in ("rd", "strip")]
+    return [Path(plots) / n for n in names]
 
 
 def _imagecodecs():
@@ -160,25 +178,44 @@ def _best_interleaved(fns: dict, repeat: int) -> tuple[dict, dict, dict]:
     return wall, cpu, outs
 
 
-def rd_table(ic, rates: list[float], has_sperr: bool, plots: Path | None = None) -> list[dict]:
-    """Rate-distortion of WDR 3D/2D/MCPD, J2K (interpolated at WDR's rate) and SPERR-3D on the
-    two built-in real volumes; with ``plots`` one PNG of PSNR/SSIM curves per volume there."""
-    print("Rate-distortion, PSNR at the true data range (dB); J2K interpolated at WDR's rate")
+def htj2k_curve(ic, vol: np.ndarray) -> list[tuple[float, float]]:
+    """``[(bpv, psnr)]`` of slice-by-slice HTJ2K (OpenJPH) over the quantisation steps of
+    :data:`~wdrcodec.evaluate.HTJ2K_STEPS`, sorted by rate; empty without HTJ2K."""
+    from wdrcodec.evaluate import HTJ2K_STEPS
+
+    if not _has(ic, "HTJ2K"):
+        return []
+    pts = []
+    for q in HTJ2K_STEPS:
+        blobs = [ic.htj2k_encode(np.ascontiguousarray(s), level=q) for s in vol]
+        dec = np.stack([ic.htj2k_decode(b) for b in blobs]).reshape(vol.shape)
+        pts.append((sum(len(b) for b in blobs) * 8 / vol.size, _psnr(vol, dec)))
+    return sorted(pts)
+
+
+def rd_table(
+    ic,
+    rates: list[float],
+    has_sperr: bool,
+    plots: Path | None = None,
+    strip_bpv: float = STRIP_BPV,
+) -> list[dict]:
+    """Rate-distortion of WDR 3D/2D/MCPD, J2K and HTJ2K (interpolated at WDR's rate) and
+    SPERR-3D on the two built-in real volumes; with ``plots`` (a folder) the pictures of
+    :func:`picture_paths` there: PSNR/SSIM curves and a slice strip at ``strip_bpv``."""
+    print("Rate-distortion, PSNR at the data range (dB); J2K, HTJ2K interpolated at WDR's rate")
     print(
         f"{'volume':<22}{'bpv':>6}{'WDR-3D':>8}{'ctx':>7}{'WDR-2D':>8}{'MCPD':>8}{'J2K':>8}"
-        f"{'SPERR':>8}{'(bpv)':>7}{'d J2K':>7}{'d SPERR':>8}{'ctx-SPERR':>10}"
+        f"{'HTJ2K':>8}{'SPERR':>8}{'(bpv)':>7}{'d J2K':>7}{'d HTJ2K':>8}{'d SPERR':>8}"
+        f"{'ctx-SPERR':>10}"
     )
     out = []
-    for sample in (dipy_s0(), nibabel_example4d()):
+    for stem, load in RD_VOLUMES:
+        sample = load()
         vol = sample.array
-        curve = j2k_curve(ic, vol, range(30, 100, 2), with_ssim=plots is not None)
-        pics: dict[str, list] = {
-            "WDR-3D": [],
-            "WDR-3D ctx": [],
-            "WDR-2D": [],
-            "WDR-MCPD": [],
-            "SPERR-3D": [],
-        }
+        curve = j2k_curve(ic, vol, range(30, 100, 2))
+        hcurve = htj2k_curve(ic, vol)
+        pics: dict[str, list] = {"WDR-3D": [], "WDR-3D ctx": [], "WDR-2D": [], "WDR-MCPD": []}
         for bpv in rates:
             row = {"volume": sample.name, "target_bpv": bpv}
             for mode in ("3d", "2d", "mcpd"):
@@ -197,29 +234,45 @@ def rd_table(ic, rates: list[float], has_sperr: bool, plots: Path | None = None)
                     (len(cblob) * 8 / vol.size, row["wdr_ctx"], _ssim(vol, cdec))
                 )
             row["j2k"] = interpolate(curve, row["wdr_3d_bpv"])
+            row["htj2k"] = interpolate(hcurve, row["wdr_3d_bpv"])
             nan = float("nan")
             row["sperr_bpv"], row["sperr"] = sperr_point(ic, vol, bpv) if has_sperr else (nan, nan)
-            if plots is not None and has_sperr:
-                blob = ic.sperr_encode(vol.astype(np.float64), level=bpv, mode="bpp", numthreads=1)
-                dec = _to_dtype(ic.sperr_decode(blob, numthreads=1).reshape(vol.shape), vol)
-                pics["SPERR-3D"].append((row["sperr_bpv"], row["sperr"], _ssim(vol, dec)))
             out.append(row)
             print(
                 f"{sample.name:<22}{row['wdr_3d_bpv']:>6.3f}{row['wdr_3d']:>8.2f}"
                 f"{row['wdr_ctx']:>7.2f}{row['wdr_2d']:>8.2f}{row['wdr_mcpd']:>8.2f}"
-                f"{row['j2k']:>8.2f}{row['sperr']:>8.2f}{row['sperr_bpv']:>7.3f}"
-                f"{row['wdr_3d'] - row['j2k']:>+7.2f}{row['wdr_3d'] - row['sperr']:>+8.2f}"
+                f"{row['j2k']:>8.2f}{row['htj2k']:>8.2f}{row['sperr']:>8.2f}"
+                f"{row['sperr_bpv']:>7.3f}{row['wdr_3d'] - row['j2k']:>+7.2f}"
+                f"{row['wdr_3d'] - row['htj2k']:>+8.2f}{row['wdr_3d'] - row['sperr']:>+8.2f}"
                 f"{row['wdr_ctx'] - row['sperr']:>+10.2f}"
             )
         if plots is not None:
-            from wdrcodec.plots import rd_figure
-
-            lo, hi = min(rates) / 1.5, max(rates) * 1.5
-            pics["J2K (OpenJPEG)"] = [p for p in curve if lo <= p[0] <= hi]
-            name = sample.name.split()[-1].replace("[", "_").replace("]", "")
-            path = rd_figure(pics, Path(plots) / f"rd_{name}.png", sample.name)
-            print(f"  wrote {path}")
+            for path in _pictures(vol, pics, rates, Path(plots), stem, sample.name, strip_bpv):
+                print(f"  wrote {path}")
     return out
+
+
+def _pictures(
+    vol: np.ndarray,
+    wdr: dict[str, list],
+    rates: list[float],
+    plots: Path,
+    stem: str,
+    title: str,
+    strip_bpv: float,
+) -> list[Path]:
+    """``rd_<stem>.png`` (the WDR curves ``wdr`` and the anchors of
+    :func:`~wdrcodec.evaluate.anchor_curves`) and ``strip_<stem>.png`` (WDR-3D at
+    ``strip_bpv``) in ``plots``."""
+    from wdrcodec.evaluate import anchor_curves, write_strip
+    from wdrcodec.plots import rd_figure
+
+    anchors, note = anchor_curves(vol, (0, 1, 2), rates)
+    head = "\n".join(t for t in (title, note) if t)
+    return [
+        rd_figure({**wdr, **anchors}, plots / f"rd_{stem}.png", head),
+        write_strip(vol, plots / f"strip_{stem}.png", strip_bpv, title=f"WDR-3D, {title}"),
+    ]
 
 
 def speed_table(ic, volumes: dict, rates: list[float], has_sperr: bool, repeat: int) -> list[dict]:
@@ -413,29 +466,45 @@ def run_speed(quick: bool = False, repeat: int = 5, json_path: Path | None = Non
     return 0
 
 
-def run_bench(quick: bool = False, json_path: Path | None = None, plots: Path | None = None) -> int:
-    """Run the benchmark, print the tables, optionally write JSON and (``plots``, a folder)
-    rate-distortion PNGs. Returns 0."""
+def run_bench(
+    quick: bool = False,
+    json_path: Path | None = None,
+    plots: Path | None = None,
+    strip_bpv: float = STRIP_BPV,
+    sections: tuple[str, ...] = SECTIONS,
+) -> int:
+    """Run the benchmark's ``sections`` (of :data:`SECTIONS`), print their tables, optionally
+    write JSON and (``plots``, a folder; with the ``rd`` section) the pictures of
+    :func:`picture_paths`, the slice strips at ``strip_bpv`` bits/voxel. Returns 0."""
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown or not sections:
+        raise WdrError(f"sections must be among {','.join(SECTIONS)}, got {','.join(sections)}")
     ic = _imagecodecs()
     has_sperr = _has(ic, "SPERR")
     ensure_compiled()
     rates = [0.5, 1.0] if quick else RATES
-    volumes = speed_volumes(quick)
-    results: dict = {"rd": rd_table(ic, rates, has_sperr, plots)}
-    results["speed"] = speed_table(ic, volumes, rates, has_sperr, repeat=2 if quick else 3)
-    lossless_vols = {
-        "dipy S0_10slices": dipy_s0().array,
-        "nibabel example4d[0]": nibabel_example4d().array,
-        **volumes,
-    }
-    results["lossless"] = lossless_table(ic, lossless_vols)
-    results["contexts"] = context_table(
-        {k: v for k, v in lossless_vols.items() if k.startswith(("dipy", "nibabel"))}
-    )
-    results["startup"] = startup(2 if quick else 3)
-    from wdrcodec.parallel_bench import thread_table  # 1 -> N threads on a 4D series
+    volumes = speed_volumes(quick) if {"speed", "lossless"} & set(sections) else {}
+    results: dict = {}
+    if "rd" in sections:
+        results["rd"] = rd_table(ic, rates, has_sperr, plots, strip_bpv)
+    if "speed" in sections:
+        results["speed"] = speed_table(ic, volumes, rates, has_sperr, repeat=2 if quick else 3)
+    real = {}
+    if {"lossless", "contexts"} & set(sections):
+        real = {
+            "dipy S0_10slices": dipy_s0().array,
+            "nibabel example4d[0]": nibabel_example4d().array,
+        }
+    if "lossless" in sections:
+        results["lossless"] = lossless_table(ic, {**real, **volumes})
+    if "contexts" in sections:
+        results["contexts"] = context_table(real)
+    if "startup" in sections:
+        results["startup"] = startup(2 if quick else 3)
+    if "threads" in sections:
+        from wdrcodec.parallel_bench import thread_table  # 1 -> N threads on a 4D series
 
-    results["threads"] = thread_table(quick)
+        results["threads"] = thread_table(quick)
     if json_path is not None:
         from medshared.io import atomic_write_text
 

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from medshared.runner import int_range, run_cli
+from medshared.runner import float_range, int_range, run_cli
 from medshared.training.config import add_config_arguments, config_from_args
 from wdrcodec.config import DecodeConfig, EncodeConfig
 from wdrcodec.errors import WdrError
@@ -26,6 +26,8 @@ CODING_FIELDS = (
     "mcpd_norm",
     "float_step",
     "coder",
+    "background",
+    "wavelet",
     "threads",
 )
 
@@ -47,6 +49,18 @@ def _modes(text: str) -> tuple[str, ...]:
     if not modes or any(m not in ("3d", "2d", "mcpd") for m in modes):
         raise argparse.ArgumentTypeError(f"modes must be among 3d,2d,mcpd: {text!r}")
     return modes
+
+
+BENCH_SECTIONS = ("rd", "speed", "lossless", "contexts", "startup", "threads")  # bench.SECTIONS
+
+
+def _sections(text: str) -> tuple[str, ...]:
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not names or any(m not in BENCH_SECTIONS for m in names):
+        raise argparse.ArgumentTypeError(
+            f"sections must be among {','.join(BENCH_SECTIONS)}: {text!r}"
+        )
+    return names
 
 
 def _add_batch_options(p: argparse.ArgumentParser, kind: str) -> None:
@@ -174,8 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", type=Path, default=None, help="also write the rows as JSON (default: none)"
     )
     add_config_arguments(
-        ev, EncodeConfig, exclude=("bpv", "psnr", "psnr_range", "lossless", "mode", "wavelet")
+        ev, EncodeConfig, exclude=("bpv", "psnr", "psnr_range", "lossless", "mode")
     )
+    for action in ev._actions:
+        if action.dest == "wavelet":
+            action.help = (action.help or "").replace(
+                "the lossless mode always uses", "the lossless rows always use"
+            )
     _cli_threads(ev)
     ev.set_defaults(func=cmd_eval)
 
@@ -190,8 +209,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--plots",
         type=Path,
         default=None,
-        help="existing folder for rate-distortion PNGs (PSNR/SSIM vs bpv, WDR and each anchor; "
-        "default: none)",
+        help="existing folder for the pictures of the rd section: rd_<volume>.png (PSNR/SSIM vs "
+        "bpv, WDR and each anchor: J2K, HTJ2K, SPERR-3D) and strip_<volume>.png (original, "
+        "WDR-3D decoded at --strip-bpv, error) for dipy S0_10slices and example4d (default: "
+        "none)",
+    )
+    bench.add_argument(
+        "--strip-bpv",
+        type=float_range(0.0, 64.0, lo_open=True),
+        default=0.5,
+        help="rate of the pictures' slice strips (bits/voxel, > 0 and <= 64; default: 0.5)",
+    )
+    bench.add_argument(
+        "--sections",
+        type=_sections,
+        default=None,
+        help="comma list of the parts to run, among rd,speed,lossless,contexts,startup,threads "
+        "(default: all)",
     )
     bench.set_defaults(func=cmd_bench)
 
@@ -380,24 +414,25 @@ def cmd_info(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    if len(args.strip_bpv) != 1:
+        raise WdrError("--strip-bpv: give one rate")
+    options = {f: getattr(args, f) for f in CODING_FIELDS if f != "mode" and hasattr(args, f)}
+    from wdrcodec.evaluate import check_options, evaluate, format_table
     from wdrcodec.files import check_input, check_output, volume_layout
 
+    check_options(args.modes, not args.no_lossless, options)  # before any file is opened
     check_input(args.input, folder_ok=True)
     for opt in ("json", "plot", "strip"):
         if getattr(args, opt) is not None:
             check_output(getattr(args, opt), [args.input], what=f"--{opt}")
-    if len(args.strip_bpv) != 1:
-        raise WdrError("--strip-bpv: give one rate")
-    options = {f: getattr(args, f) for f in CODING_FIELDS if f != "mode" and hasattr(args, f)}
-    EncodeConfig(lossless=True, **options)  # validate before any work
-    from wdrcodec.evaluate import evaluate, format_table
     from wdrcodec.io import read_volume
 
     vol = read_volume(args.input)
     array, kw = volume_layout(vol)
     kw.pop("affine", None)
     rows = evaluate(array, args.bpv, args.modes, lossless=not args.no_lossless, **kw, **options)
-    print(format_table(rows, f"{args.input} {vol.array.shape} {vol.array.dtype}"))
+    title = f"{args.input} {vol.array.shape} {vol.array.dtype}"
+    print(format_table(rows, title, wavelet=options.get("wavelet")))
     if args.plot is not None or args.strip is not None:
         from wdrcodec.evaluate import pictures
 
@@ -420,15 +455,26 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    from wdrcodec.bench import SECTIONS, picture_paths, run_bench
+    from wdrcodec.files import check_output
+
+    sections = args.sections or SECTIONS
     if args.json is not None:
-        from wdrcodec.files import check_output
-
         check_output(args.json, [], what="--json")
-    if args.plots is not None and not args.plots.is_dir():
-        raise WdrError(f"--plots {args.plots}: not an existing folder")
-    from wdrcodec.bench import run_bench
-
-    return run_bench(quick=args.quick, json_path=args.json, plots=args.plots)
+    if args.plots is not None:
+        if not args.plots.is_dir():
+            raise WdrError(f"--plots {args.plots}: not an existing folder")
+        if "rd" not in sections:
+            raise WdrError("--plots: the pictures come from the rd section; add rd to --sections")
+        for path in picture_paths(args.plots):
+            check_output(path, [], what="--plots")
+    return run_bench(
+        quick=args.quick,
+        json_path=args.json,
+        plots=args.plots,
+        strip_bpv=args.strip_bpv,
+        sections=sections,
+    )
 
 
 def cmd_demo(args) -> int:

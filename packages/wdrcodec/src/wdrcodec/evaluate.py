@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from wdrcodec.codec import decode, encode
+from wdrcodec.config import BUILTIN_WAVELET, EncodeConfig
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,27 @@ def quality(ref: np.ndarray, test: np.ndarray) -> tuple[float, float, float, flo
     return p65535, prange, mse(ref, test), float(s), rng
 
 
+def check_options(modes: tuple[str, ...], lossless: bool, options: dict) -> None:
+    """Refuse, before any work, options that some row of :func:`evaluate` could not encode
+    with (e.g. ``background="on"`` with the 2D mode); ``options`` as for :func:`evaluate`.
+
+    A PyWavelets ``wavelet`` is checked for PyWavelets being installed too; it applies to the
+    lossy rows only (the lossless rows use the integer LeGall 5/3)."""
+    for mode in modes:
+        EncodeConfig(bpv=1.0, mode=mode, **options)
+        if lossless:
+            EncodeConfig(lossless=True, mode=mode, **_lossless_options(options))
+    if options.get("wavelet", BUILTIN_WAVELET) != BUILTIN_WAVELET:
+        from wdrcodec.biorthogonal import _pywt
+
+        _pywt()  # MissingExtraError naming wdrcodec[wavelets]
+
+
+def _lossless_options(options: dict) -> dict:
+    """``options`` for a lossless encode: the wavelet is always the integer LeGall 5/3."""
+    return {k: v for k, v in options.items() if k != "wavelet"}
+
+
 def evaluate(
     array: np.ndarray,
     rates: list[float],
@@ -74,10 +96,12 @@ def evaluate(
     """Encode/decode ``array`` at each rate and mode (plus a lossless row); see :class:`RateResult`.
 
     ``slice_axis``/``time_axis`` as for :func:`wdrcodec.encode`; ``options`` are
-    :class:`~wdrcodec.config.EncodeConfig` fields (levels, packet, MCPD settings, float step).
+    :class:`~wdrcodec.config.EncodeConfig` fields (levels, packet, MCPD settings, float step,
+    wavelet: lossy rows only, the lossless row always uses the integer LeGall 5/3).
     """
     from wdrcodec.codec import axis_order
 
+    check_options(modes, lossless, options)
     order = axis_order(array.ndim, slice_axis, time_axis)
     axes = {"slice_axis": slice_axis, "time_axis": time_axis, "spacing": spacing}
     rows: list[RateResult] = []
@@ -88,7 +112,9 @@ def evaluate(
         for rate, is_lossless in jobs:
             t0 = time.perf_counter()
             if is_lossless:
-                blob = encode(array, lossless=True, mode=mode, **axes, **options)
+                blob = encode(
+                    array, lossless=True, mode=mode, **axes, **_lossless_options(options)
+                )
             else:
                 blob = encode(array, bpv=rate, mode=mode, **axes, **options)
             t1 = time.perf_counter()
@@ -124,8 +150,9 @@ def warm_up() -> None:
     decode(encode(small, lossless=True))
 
 
-def format_table(rows: list[RateResult], title: str = "") -> str:
-    """Plain-text table of :class:`RateResult` rows."""
+def format_table(rows: list[RateResult], title: str = "", wavelet: str | None = None) -> str:
+    """Plain-text table of :class:`RateResult` rows (``wavelet``: that of the lossy rows, named
+    in the footer; None or the built-in one: CDF 9/7)."""
     head = (
         f"{'mode':<14}{'target':>7}{'bpv':>8}{'ratio':>7}{'PSNR65535':>10}{'PSNRrange':>10}"
         f"{'MSE':>11}{'SSIM':>8}{'enc MB/s':>9}{'dec MB/s':>9}"
@@ -144,20 +171,44 @@ def format_table(rows: list[RateResult], title: str = "") -> str:
             f"PSNR peaks: 65535 (paper eq. 2) and the data range {rows[0].ssim_data_range:g}; "
             f"SSIM data_range = {rows[0].ssim_data_range:g}"
         )
+        lossy = (
+            "CDF 9/7 (built-in lifting)"
+            if wavelet in (None, BUILTIN_WAVELET)
+            else f"{wavelet} (PyWavelets)"
+        )
+        lines.append(f"wavelet: {lossy} for the lossy rows; LeGall 5/3 integer for lossless")
     return "\n".join(lines)
 
 
-J2K_LEVELS = range(30, 100, 3)  # OpenJPEG quality targets of the eval plot's anchor curve (dB)
+J2K_LEVELS = range(30, 100, 3)  # OpenJPEG quality targets of the anchor curves (dB)
+# OpenJPH (HTJ2K) quantisation steps of the anchor curves (relative to the dtype's range)
+HTJ2K_STEPS = tuple(float(q) for q in np.geomspace(1e-6, 0.05, 30))
+
+
+def _slice_curve(ref, slices, enc, dec, knobs, lo: float, hi: float) -> list[tuple]:
+    """``[(bpv, psnr, ssim)]`` of a 2D codec run slice by slice at each of ``knobs``, the
+    points with a rate in ``[lo, hi]`` (:func:`quality` on the coding-order arrays)."""
+    pts = []
+    for knob in knobs:
+        blobs = [enc(s, knob) for s in slices]
+        rate = sum(len(b) for b in blobs) * 8 / ref.size
+        if lo <= rate <= hi:
+            back = np.stack([dec(b) for b in blobs]).reshape(ref.shape)
+            _, p, _, s, _ = quality(ref, back)
+            pts.append((rate, p, s))
+    return pts
 
 
 def anchor_curves(
     array: np.ndarray, order: tuple[int, ...], rates: list[float]
 ) -> tuple[dict[str, list[tuple[float, float, float]]], str]:
-    """Rate-distortion of the anchors on ``array`` for the eval plot, measured like the WDR rows
-    (:func:`quality` on the coding-order arrays): J2K (OpenJPEG via imagecodecs, slice by slice,
-    single thread) over :data:`J2K_LEVELS`, kept between ``min(rates) / 1.5`` and
-    ``max(rates) * 1.5``, and SPERR-3D at each of ``rates`` (3D arrays). Returns ``(curves,
-    note)``: ``({}, note)`` without imagecodecs, the note saying what is missing."""
+    """Rate-distortion of the anchors on ``array`` for the rate-distortion plots of ``eval`` and
+    ``bench``, measured like the WDR rows (:func:`quality` on the coding-order arrays, single
+    thread): J2K (OpenJPEG via imagecodecs, slice by slice) over :data:`J2K_LEVELS` and HTJ2K
+    (OpenJPH, slice by slice) over :data:`HTJ2K_STEPS`, both kept between ``min(rates) / 1.5``
+    and ``max(rates) * 1.5`` bits/voxel (integer data), and SPERR-3D at each of ``rates`` (3D
+    arrays). Returns ``(curves, note)``: ``({}, note)`` without imagecodecs, the note saying
+    what is missing."""
     try:
         import imagecodecs as ic
     except ImportError:
@@ -166,32 +217,77 @@ def anchor_curves(
     slices = ref.reshape((-1,) + ref.shape[-2:])
     curves: dict[str, list[tuple[float, float, float]]] = {}
     notes = []
-    if ic.JPEG2K.available and array.dtype.kind in "ui":
-        lo, hi = min(rates) / 1.5, max(rates) * 1.5
-        pts = []
-        for level in J2K_LEVELS:
-            blobs = [ic.jpeg2k_encode(s, level=level, numthreads=1) for s in slices]
-            rate = sum(len(b) for b in blobs) * 8 / array.size
-            if lo <= rate <= hi:
-                dec = np.stack([ic.jpeg2k_decode(b, numthreads=1) for b in blobs])
-                _, p, _, s, _ = quality(ref, dec.reshape(ref.shape))
-                pts.append((rate, p, s))
-        curves["J2K (OpenJPEG, 2D)"] = pts
+    lo, hi = min(rates) / 1.5, max(rates) * 1.5
+    integer = array.dtype.kind in "ui"
+    if ic.JPEG2K.available and integer:
+        curves["J2K (OpenJPEG, 2D)"] = _slice_curve(
+            ref,
+            slices,
+            lambda s, lv: ic.jpeg2k_encode(s, level=lv, numthreads=1),
+            lambda b: ic.jpeg2k_decode(b, numthreads=1),
+            J2K_LEVELS,
+            lo,
+            hi,
+        )
     else:
         notes.append("no J2K: integer data and imagecodecs with OpenJPEG needed")
+    if getattr(ic, "HTJ2K", None) is not None and ic.HTJ2K.available and integer:
+        curves["HTJ2K (OpenJPH, 2D)"] = _slice_curve(
+            ref,
+            slices,
+            lambda s, q: ic.htj2k_encode(s, level=q),
+            ic.htj2k_decode,
+            HTJ2K_STEPS,
+            lo,
+            hi,
+        )
+    else:
+        notes.append("no HTJ2K: integer data and imagecodecs with OpenJPH needed")
     if ic.SPERR.available and ref.ndim == 3:
         pts = []
         lo_v, hi_v = float(array.min()), float(array.max())
         for bpv in rates:
             blob = ic.sperr_encode(ref.astype(np.float64), level=bpv, mode="bpp", numthreads=1)
             dec = ic.sperr_decode(blob, numthreads=1).reshape(ref.shape)
-            dec = np.clip(np.rint(dec), lo_v, hi_v) if array.dtype.kind in "ui" else dec
+            dec = np.clip(np.rint(dec), lo_v, hi_v) if integer else dec
             _, p, _, s, _ = quality(ref, dec.astype(array.dtype))
             pts.append((len(blob) * 8 / array.size, p, s))
         curves["SPERR-3D"] = pts
     else:
         notes.append("no SPERR: 3D arrays and imagecodecs with SPERR needed")
     return curves, "; ".join(notes)
+
+
+def write_strip(
+    array: np.ndarray,
+    path: Path,
+    bpv: float,
+    axes: dict | None = None,
+    options: dict | None = None,
+    title: str = "",
+) -> Path:
+    """Encode ``array`` at ``bpv`` (the 3D mode unless ``options`` say otherwise), decode it and
+    write the middle slice along the slice axis as a strip (original, decoded, |error|; PNG,
+    :func:`wdrcodec.plots.slice_strip`). ``axes``: ``slice_axis``/``time_axis``/``spacing`` as
+    for :func:`wdrcodec.encode`; ``options``: other :class:`~wdrcodec.config.EncodeConfig`
+    fields. The title names the rate reached and the slice's PSNR. Returns ``path``."""
+    from medshared.metrics import psnr
+    from wdrcodec.codec import axis_order
+    from wdrcodec.plots import slice_strip
+
+    axes, options = axes or {}, options or {}
+    order = axis_order(array.ndim, axes.get("slice_axis"), axes.get("time_axis"))
+    blob = encode(array, bpv=bpv, **axes, **options)
+    dec = decode(blob)
+    ref3 = array.transpose(order).reshape((-1,) + array.transpose(order).shape[-2:])
+    dec3 = dec.transpose(order).reshape(ref3.shape)
+    k = ref3.shape[0] // 2
+    rng = float(array.max()) - float(array.min()) or 1.0
+    p = psnr(ref3[k], dec3[k], data_range=rng)
+    rate = len(blob) * 8 / array.size
+    text = f"{title}: " if title else ""
+    text += f"{rate:.3g} bpv (target {bpv:g}), slice {k}, PSNR {p:.2f} dB"
+    return slice_strip(ref3[k], dec3[k], path, text)
 
 
 def pictures(
@@ -208,7 +304,7 @@ def pictures(
     (``plot``) and a slice strip of the 3D mode at ``strip_bpv`` (``strip``: the middle slice
     along the slice axis). Returns the paths."""
     from wdrcodec.codec import axis_order
-    from wdrcodec.plots import rd_figure, slice_strip
+    from wdrcodec.plots import rd_figure
 
     out = []
     order = axis_order(array.ndim, axes.get("slice_axis"), axes.get("time_axis"))
@@ -224,9 +320,5 @@ def pictures(
             curves.update(anchors)
         out.append(rd_figure(curves, plot, "\n".join(t for t in (title, note) if t)))
     if strip is not None:
-        dec = decode(encode(array, bpv=strip_bpv, **axes, **options))
-        ref4 = array.transpose(order).reshape((-1,) + array.transpose(order).shape[-2:])
-        dec4 = dec.transpose(order).reshape(ref4.shape)
-        k = ref4.shape[0] // 2
-        out.append(slice_strip(ref4[k], dec4[k], strip, f"{title} at {strip_bpv:g} bpv, slice {k}"))
+        out.append(write_strip(array, strip, strip_bpv, axes, options, title))
     return out

@@ -39,13 +39,13 @@ def _fast_start() -> None:
 
 
 def cache_dirs() -> list[Path]:
-    """Folders where numba may keep this package's kernel cache."""
-    here = Path(__file__).resolve().parent
-    dirs = [here / "__pycache__"]
+    """Folders where numba keeps this package's kernel cache: ``NUMBA_CACHE_DIR`` alone when it
+    is set (numba's first cache locator then uses it for every kernel, so an index left in the
+    package's ``__pycache__`` does not mean the kernels are compiled), else ``__pycache__``."""
     env = os.environ.get("NUMBA_CACHE_DIR")
     if env:
-        dirs.insert(0, Path(env))
-    return dirs
+        return [Path(env)]
+    return [Path(__file__).resolve().parent / "__pycache__"]
 
 
 def _indexed(pattern: str) -> bool:
