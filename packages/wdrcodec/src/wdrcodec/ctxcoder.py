@@ -803,7 +803,7 @@ def encode_coefficients(
     size = min(cap, max(1024, n * 3)) + 64
     b = np.ascontiguousarray(boxes, dtype=np.int64)
     cls = np.ascontiguousarray(box_class, dtype=np.int64)
-    sk = _skip_array(skip, n)
+    sk = _skip_array(skip, n, mag)
     while True:
         out = np.zeros(size, dtype=np.uint8)
         nbytes, status = ctx_encode_skip(mag, neg, b, cls, top, nplanes, cap, out, features, sk)
@@ -812,12 +812,16 @@ def encode_coefficients(
         size = max(2 * size, int(nbytes) + 1024)
 
 
-def _skip_array(skip, n: int) -> np.ndarray:
+def _skip_array(skip, n: int, mag=None) -> np.ndarray:
+    """``skip`` as the kernels take it (empty: none); checks its length and, at encoding, that
+    every skipped magnitude is 0 (the decoder reconstructs 0 there)."""
     if skip is None:
         return np.zeros(0, dtype=np.uint8)
     sk = np.ascontiguousarray(skip, dtype=np.uint8)
     if sk.size != n:
         raise ValueError(f"skip has {sk.size} entries for {n} coefficients")
+    if mag is not None and np.any(mag[sk != 0]):
+        raise ValueError("a skipped coefficient has a nonzero magnitude")
     return sk
 
 
