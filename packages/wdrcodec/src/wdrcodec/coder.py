@@ -61,6 +61,7 @@ C_REF = 2 * NCLS * NRUN + 1
 NCTX = 2 * NCLS * NRUN + 1 + 4
 
 CHUNK = 64  # ICS chunk length (see wdr_encode)
+GONE = 255  # decoder ICS: a removed entry (offsets inside a chunk are 0 .. CHUNK - 1)
 
 STATUS_COMPLETE = 0
 STATUS_TRUNCATED = 1
@@ -475,7 +476,7 @@ def wdr_decode(data, nbytes, cls, top, nplanes, val, kp, neg, rec, scale, boxes,
         scale,
         boxes,
         starts,
-        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.uint8),
         np.empty(n, dtype=np.int32),
         np.empty(n, dtype=np.int8),
         np.empty(n, dtype=np.int64),
@@ -490,12 +491,14 @@ def wdr_decode_ws(
     ics, sig, sigp, sval, sneg, spos,
 ):  # fmt: skip
     """:func:`wdr_decode` with caller-provided work arrays (contents ignored, ``n`` each):
-    ``ics``/``sig``/``spos`` int32, ``sigp`` int8, ``sval`` int64, ``sneg`` uint8. Untouched
-    pages of them are never faulted in.
+    ``ics`` uint8, ``sig``/``spos`` int32, ``sigp`` int8, ``sval`` int64, ``sneg`` uint8.
+    Untouched pages of them are never faulted in.
 
     The ICS starts as the identity; a chunk's entries are written only when a coefficient first
     leaves it (``state`` 0 = identity, not stored), so a low-rate decode never writes the
-    ``n``-entry index list of the finest subbands. With ``boxes``, a coefficient's block
+    ``n``-entry index list of the finest subbands. Chunks never exchange entries, so an entry
+    is stored as its offset inside its chunk (uint8, :data:`GONE` once removed): a quarter of
+    the memory traffic and page faults of int32 indices. With ``boxes``, a coefficient's block
     position is found when it becomes significant (``spos``): scan indices rise during a pass,
     so its box is found by stepping forward, and the final write needs no search, division or
     scan-order buffer.
@@ -572,15 +575,15 @@ def wdr_decode_ws(
                 c += 1
             base = c * CHUNK
             if state[c] == 0:  # identity chunk: store it before its first removal
-                for j in range(base, base + cnt[c]):
-                    ics[j] = j
+                for j in range(cnt[c]):
+                    ics[base + j] = j
                 state[c] = 1
             elif state[c] == 2 and mark[c] != k:  # removals of an earlier pass: compact
                 w = base
                 for j in range(base, base + plen[c]):  # branchless: ~half are removed
                     e = ics[j]
                     ics[w] = e
-                    w += e >= 0
+                    w += e != GONE
                 plen[c] = w - base
                 state[c] = 1
             if state[c] == 1:
@@ -590,8 +593,8 @@ def wdr_decode_ws(
                 ntouched += 1
             removed[c] += 1
             slot = base + (pos - 1 - start)
-            idx = ics[slot]
-            ics[slot] = -1  # removed from the counts at the end of the pass
+            idx = base + np.int64(ics[slot])
+            ics[slot] = GONE  # removed from the counts at the end of the pass
             sneg[nsig] = s
             cb = cls[idx] * NRUN
             sig[nsig] = idx
@@ -923,7 +926,7 @@ def workspace(n: int) -> tuple[np.ndarray, ...]:
     """The work arrays of :func:`wdr_decode_ws` for ``n`` coefficients, allocated by numpy
     (huge pages where the system offers them; pages are faulted in only where written)."""
     return (
-        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.uint8),
         np.empty(n, dtype=np.int32),
         np.empty(n, dtype=np.int8),
         np.empty(n, dtype=np.int64),

@@ -156,7 +156,6 @@ def _inv97_line(v, t):
     """
     N = v.shape[0]
     ns = (N + 1) // 2
-    nd = N // 2
     # zero skipping, as in _inv97: an all-zero line stays zero, a zero high band makes
     # the first low-band update a no-op
     hi_nz = False
@@ -172,6 +171,16 @@ def _inv97_line(v, t):
                 break
         if not lo_nz:
             return
+    _inv97_line_hi(v, t, hi_nz)
+
+
+@njit(nogil=True, cache=True)
+def _inv97_line_hi(v, t, hi_nz):
+    """:func:`_inv97_line` of a line with a nonzero value, told whether its high band holds
+    one (``hi_nz``: False skips the first low-band update, a no-op then)."""
+    N = v.shape[0]
+    ns = (N + 1) // 2
+    nd = N // 2
     lo = t[:ns]
     hi = t[ns:N]
     for i in range(ns):
@@ -327,11 +336,15 @@ def _inv97_rows(m2, off, N, nq, scratch):
     tmp = scratch[: N * nq].reshape((N, nq))
     lo = tmp[:ns]
     hi = tmp[ns:N]
+    # The low half is loaded first, so that the outputs can be written back during the sweep
+    # (output rows 2j, 2j + 1 overwrite low-half input rows, never a high-half row still to
+    # be read: 2j + 1 = 2k - 3 < ns + k), while the rows are still in L1.
+    for k in range(ns):
+        _scale_rows(lo[k], m2[k, off : off + nq], 1.0 / LOW_SCALE)
     for k in range(ns + 2):
         if k < ns:
             if k < nd:
                 _scale_rows(hi[k], m2[ns + k, off : off + nq], 1.0 / HIGH_SCALE)
-            _scale_rows(lo[k], m2[k, off : off + nq], 1.0 / LOW_SCALE)
             if hi_nz:
                 left, cur = _lc(k, nd)
                 _lift_rows(lo[k], DELTA, hi[left], hi[cur])
@@ -344,11 +357,11 @@ def _inv97_rows(m2, off, N, nq, scratch):
         j = k - 2
         if 0 <= j < nd:
             _lift_rows(hi[j], ALPHA, lo[j], lo[_right(j, ns)])
-    for i in range(nd):
-        _copy_rows(m2[2 * i, off : off + nq], lo[i])
-        _copy_rows(m2[2 * i + 1, off : off + nq], hi[i])
-    if ns > nd:
-        _copy_rows(m2[2 * nd, off : off + nq], lo[nd])
+            # lo[j] and hi[j] are final
+            _copy_rows(m2[2 * j, off : off + nq], lo[j])
+            _copy_rows(m2[2 * j + 1, off : off + nq], hi[j])
+        elif j == nd and ns > nd:
+            _copy_rows(m2[2 * nd, off : off + nq], lo[nd])
 
 
 Z_GROUP = 4  # up to 4 whole X rows lifted together along Z (longer contiguous reads)
@@ -382,15 +395,268 @@ def inv97_box_axis(v3, axis, n0, n1, n2, scratch):
 
 
 @njit(nogil=True, cache=True)
-def inv97_box_yx(v3, n0, n1, n2, t, tmp):
-    """:func:`_inv97_yx` of the box ``v3[:n0, :n1, :n2]``: X then Y, one z-slice at a time
-    (``t``: ``(n2,)``; ``tmp``: 1D scratch of at least ``n1 * n2`` values)."""
+def inv97_box_yx_plain(v3, n0, n1, n2, t, tmp):
+    """:func:`inv97_box_yx` without the sparse windows (every nonzero line and slab lifted
+    whole): the reference the windowed path is tested against, bit for bit."""
     for p in range(n0):
         if n2 >= 2:
             for q in range(n1):
                 _inv97_line(v3[p, q, :n2], t)
         if n1 >= 2:
             _inv97_rows(v3[p], 0, n1, n2, tmp)
+
+
+# ----------------------------------------------------------------------------- sparse windows
+# At low rates most fine-level coefficients are zero, and the few nonzero ones sit in a few
+# lines. An operation of the lifting whose operands are all zero leaves an exact +0.0 (no -0.0
+# ever arises: the decoder writes no zero, and ``x - c * (0 + 0)`` is ``x``), so it may be
+# skipped. With the nonzero inputs of a line (or of a column chunk of a slab) inside the
+# half-index range ``[u0, u1)`` (low index ``i`` = sample ``i``, high index ``i`` = sample
+# ``ns + i``), the four lifting steps widen the support by at most 2 on each side; lifting only
+# the window ``[u0 - 2, u1 + 2)`` (the rows just outside it are outside the support and read
+# as the zeros they are) gives bit for bit the values of lifting the whole line.
+
+NZ_CHUNK = 16  # values: granularity of the nonzero spans of a line
+COL_CHUNK = 32  # columns: granularity of the windows of the Y pass
+MARGIN = 2  # half-index samples added on each side of a nonzero span (the support growth)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _chunk_nz(u, i0, i1):
+    """True when ``u[i0:i1]`` (the bits of float64 values, uint64) holds a nonzero value
+    (-0.0 counts as nonzero). No early exit inside, and the loop runs over a view from 0
+    (numba adds a negative-index check to ``u[i]`` for ``i`` from a range not starting at a
+    constant, which keeps the loop scalar): vectorises, ~0.15 ns a value."""
+    ch = u[i0:i1]
+    acc = np.uint64(0)
+    for i in range(ch.shape[0]):
+        acc |= ch[i]
+    return acc != 0
+
+
+@njit(nogil=True, cache=True)
+def _nz_span(u, i0, i1):
+    """``(a, b)``: ``u[i0:i1]`` (float64 bits, uint64) is zero outside ``[a, b)``
+    (chunk-granular); ``(0, 0)`` when all of it is zero."""
+    a = i0
+    while a < i1:
+        e = min(a + NZ_CHUNK, i1)
+        if _chunk_nz(u, a, e):
+            break
+        a = e
+    if a >= i1:
+        return 0, 0
+    b = i1
+    while b > a:
+        s = max(b - NZ_CHUNK, a)
+        if _chunk_nz(u, s, b):
+            break
+        b = s
+    return a, b
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _window(u0, u1, ns):
+    """The lifting window ``[w0, w1)`` (half indices) of a nonzero span ``[u0, u1)``."""
+    return max(u0 - MARGIN, 0), min(u1 + MARGIN, ns)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _div_rows(dst, src, d):
+    """``dst = src / d`` on 1D rows."""
+    for i in range(dst.shape[0]):
+        dst[i] = src[i] / d
+
+
+@njit(nogil=True, cache=True)
+def _inv97_line_win(v, t, w0, w1):
+    """:func:`_inv97_line` of a line whose nonzero values all lie at half indices inside
+    ``[w0 + MARGIN, w1 - MARGIN)`` (clipped at the ends): only the window ``[w0, w1)`` is
+    lifted, with the same operations as the whole line on every value that can be nonzero
+    (the loops run over views from 0, so they vectorise). Returns the output range
+    ``(2 * w0, e)`` outside which the line is zero."""
+    N = v.shape[0]
+    ns = (N + 1) // 2
+    nd = N // 2
+    le = min(w1, ns)
+    he = min(w1, nd)
+    lo = t[:ns]
+    hi = t[ns:N]
+    if w0 >= 1:  # read just outside the window: their (zero) values
+        lo[w0 - 1] = 0.0
+        hi[w0 - 1] = 0.0
+    if le < ns:
+        lo[le] = 0.0
+    if he < nd:
+        hi[he] = 0.0
+    _div_rows(lo[w0:le], v[w0:le], LOW_SCALE)
+    _div_rows(hi[w0:he], v[ns + w0 : ns + he], HIGH_SCALE)
+    a0 = max(w0, 1)  # low-band interior: left = i - 1, cur = i
+    a1 = min(le, nd)
+    j1 = min(he, ns - 1)  # high-band interior: right = i + 1
+    for step in range(2):
+        coef_s = DELTA if step == 0 else BETA
+        coef_d = GAMMA if step == 0 else ALPHA
+        if w0 == 0:
+            lo[0] -= coef_s * (hi[0] + hi[0])
+        if a1 > a0:
+            _lift_rows(lo[a0:a1], coef_s, hi[a0 - 1 : a1 - 1], hi[a0:a1])
+        if le > nd:
+            lo[nd] -= coef_s * (hi[nd - 1] + hi[nd - 1])
+        if j1 > w0:
+            _lift_rows(hi[w0:j1], coef_d, lo[w0:j1], lo[w0 + 1 : j1 + 1])
+        if he > j1 and j1 >= w0:  # the last high sample of an even line mirrors
+            hi[j1] -= coef_d * (lo[j1] + lo[j1])
+    s = 2 * w0
+    e = le + he  # outputs 2i (i < le) and 2i + 1 (i < he) fill [2 * w0, le + he)
+    for i in range(w0, le):  # inputs the outputs do not overwrite become zero
+        if i < s or i >= e:
+            v[i] = 0.0
+    for i in range(ns + w0, ns + he):
+        if i < s or i >= e:
+            v[i] = 0.0
+    out = v[s:e]
+    lw = lo[w0:le]
+    hw = hi[w0:he]
+    for i in range(hw.shape[0]):
+        out[2 * i] = lw[i]
+        out[2 * i + 1] = hw[i]
+    if le > he:
+        out[e - s - 1] = lw[le - w0 - 1]
+    return s, e
+
+
+@njit(nogil=True, cache=True)
+def _inv97_rows_win(m2, off, N, nq, scratch, w0, w1):
+    """:func:`_inv97_rows` of a slab ``m2[:N, off:off + nq]`` whose nonzero rows all lie at
+    half indices inside ``[w0 + MARGIN, w1 - MARGIN)`` (clipped at the ends): only the rows of
+    the window ``[w0, w1)`` are lifted (same operations on every value that can be nonzero)."""
+    ns = (N + 1) // 2
+    nd = N // 2
+    le = min(w1, ns)
+    he = min(w1, nd)
+    tmp = scratch[: N * nq].reshape((N, nq))
+    lo = tmp[:ns]
+    hi = tmp[ns:N]
+    if w0 >= 1:
+        lo[w0 - 1, :] = 0.0
+        hi[w0 - 1, :] = 0.0
+    if le < ns:
+        lo[le, :] = 0.0
+    if he < nd:
+        hi[he, :] = 0.0
+    for k in range(w0, le):
+        _scale_rows(lo[k], m2[k, off : off + nq], 1.0 / LOW_SCALE)
+    for k in range(w0, he):
+        _scale_rows(hi[k], m2[ns + k, off : off + nq], 1.0 / HIGH_SCALE)
+    for step in range(2):
+        coef_s = DELTA if step == 0 else BETA
+        coef_d = GAMMA if step == 0 else ALPHA
+        for k in range(w0, le):
+            left, cur = _lc(k, nd)
+            _lift_rows(lo[k], coef_s, hi[left], hi[cur])
+        for j in range(w0, he):
+            _lift_rows(hi[j], coef_d, lo[j], lo[_right(j, ns)])
+    s = 2 * w0
+    e = le + he
+    for k in range(w0, le):
+        if k < s or k >= e:
+            m2[k, off : off + nq] = 0.0
+    for k in range(ns + w0, ns + he):
+        if k < s or k >= e:
+            m2[k, off : off + nq] = 0.0
+    for i in range(w0, he):
+        _copy_rows(m2[2 * i, off : off + nq], lo[i])
+        _copy_rows(m2[2 * i + 1, off : off + nq], hi[i])
+    if le > he:
+        _copy_rows(m2[2 * he, off : off + nq], lo[he])
+
+
+@njit(nogil=True, cache=True)
+def _yx_slice(m2, n1, n2, t, tmp, xa, xb, ca, cb):
+    """X then Y of the slice box ``m2[:n1, :n2]`` (``m2`` C-contiguous 2D), lifting only the
+    windows around nonzero values (``xa``, ``xb``: ``(n1,)``; ``ca``, ``cb``: one per column
+    chunk; int64 scratch)."""
+    u2 = m2.view(np.uint64)
+    if n2 >= 2:
+        ns = (n2 + 1) // 2
+        for q in range(n1):
+            r = m2[q, :n2]
+            a0, a1 = _nz_span(u2[q], 0, ns)
+            b0, b1 = _nz_span(u2[q], ns, n2)
+            if a1 == 0 and b1 == 0:
+                xa[q] = 0
+                xb[q] = 0
+                continue
+            u0 = a0 if a1 > 0 else ns
+            u1 = a1 if a1 > 0 else 0
+            if b1 > 0:
+                u0 = min(u0, b0 - ns)
+                u1 = max(u1, b1 - ns)
+            w0, w1 = _window(u0, u1, ns)
+            if 2 * (w1 - w0) >= ns:
+                _inv97_line_hi(r, t, b1 > 0)
+                xa[q] = 0
+                xb[q] = n2
+            else:
+                xa[q], xb[q] = _inv97_line_win(r, t, w0, w1)
+    else:
+        for q in range(n1):
+            xa[q] = 0
+            xb[q] = n2 if _chunk_nz(u2[q], 0, n2) else 0
+    if n1 < 2:
+        return
+    ns = (n1 + 1) // 2
+    nch = (n2 + COL_CHUNK - 1) // COL_CHUNK
+    # per column chunk: span of the rows that may be nonzero, as half indices
+    for c in range(nch):
+        ca[c] = ns
+        cb[c] = 0
+    for q in range(n1):
+        if xa[q] >= xb[q]:
+            continue
+        h = q if q < ns else q - ns
+        for c in range(xa[q] // COL_CHUNK, (xb[q] - 1) // COL_CHUNK + 1):
+            if h < ca[c]:
+                ca[c] = h
+            if h + 1 > cb[c]:
+                cb[c] = h + 1
+    # runs of dense chunks are lifted whole (one call), sparse ones in their windows
+    c = 0
+    while c < nch:
+        if ca[c] >= cb[c]:
+            c += 1
+            continue
+        w0, w1 = _window(ca[c], cb[c], ns)
+        if 2 * (w1 - w0) < ns:
+            off = c * COL_CHUNK
+            _inv97_rows_win(m2, off, n1, min(COL_CHUNK, n2 - off), tmp, w0, w1)
+            c += 1
+            continue
+        e = c + 1
+        while e < nch and ca[e] < cb[e]:
+            v0, v1 = _window(ca[e], cb[e], ns)
+            if 2 * (v1 - v0) < ns:
+                break
+            e += 1
+        off = c * COL_CHUNK
+        _inv97_rows(m2, off, n1, min(e * COL_CHUNK, n2) - off, tmp)
+        c = e
+
+
+@njit(nogil=True, cache=True)
+def inv97_box_yx(v3, n0, n1, n2, t, tmp):
+    """:func:`_inv97_yx` of the box ``v3[:n0, :n1, :n2]``: X then Y, one z-slice at a time
+    (``t``: ``(n2,)``; ``tmp``: 1D scratch of at least ``n1 * n2`` values). Lines and column
+    chunks with few nonzero values are lifted only around them (see the sparse windows above):
+    the same values as :func:`inv97_box_yx_plain`, bit for bit."""
+    nch = (n2 + COL_CHUNK - 1) // COL_CHUNK
+    xa = np.empty(n1, dtype=np.int64)
+    xb = np.empty(n1, dtype=np.int64)
+    ca = np.empty(nch, dtype=np.int64)
+    cb = np.empty(nch, dtype=np.int64)
+    for p in range(n0):
+        _yx_slice(v3[p], n1, n2, t, tmp, xa, xb, ca, cb)
 
 
 @njit(_I3, nogil=True, cache=True)
