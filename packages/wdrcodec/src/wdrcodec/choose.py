@@ -1,31 +1,37 @@
 """Automatic per-file choice between the dyadic and the packet decomposition (issue 12).
 
 The packet decomposition (:mod:`wdrcodec.decomposition`: the slice axis ``Z`` decomposed alone
-with its full level budget, then every z-band dyadically in ``(Y, X)``) wins by 3-6 dB on a
+with its full level budget, then every z-band dyadically in ``(Y, X)``) wins by 1-6 dB on a
 volume whose slice axis is oversampled (resampled, thin-slice, smooth along ``Z``) and loses
-0.1-1.4 dB on ordinary scans. :func:`choose_packet` decides before the encode, from what the
-codec is about to transform (the quantised integer volume ``q4``, its grouping and the encode
-settings), by comparing a rate-distortion model of both transforms on a sample:
+0.1-3 dB on ordinary scans. :func:`choose_packet` decides before the encode, from what the codec
+is about to transform (the quantised integer volume ``q4``, its grouping and the encode
+settings), by comparing a rate-distortion model of the WDR coder on both transforms of a sample:
 
 * **sample**: every 3D block (the grouped slices of a volume; at most ``max_volumes`` volumes of
   a 4D series) is cut into in-plane tiles of ``tile x tile`` voxels that keep every slice, and
-  an evenly spread ``sample_fraction`` of them (at least ``min_sample_voxels`` voxels in all)
-  is transformed both ways with the block's own per-axis levels. Cropping, not subsampling: a
-  tile keeps the voxel spacing, so the smoothness along ``Z`` that drives the choice is intact;
-* **model** (per subband, the coefficients as the coder sees them: ``rint(|c| * 16)`` lossy,
-  the integer LeGall 5/3 coefficients lossless): after bit plane ``p`` (threshold ``T = 2**p``)
-  a subband of ``n`` coefficients, ``s`` of them significant before the plane and ``k`` new,
-  has cost ``(n - s) * H(k / (n - s)) + k + s`` bits (positions at their entropy, a sign per new
-  coefficient, a refinement bit per old one) and leaves the distortion ``sum(c**2, |c| < T) +
-  count(|c| >= T) * T**2 / 12`` (midpoint reconstruction); inside a plane both are interpolated
-  linearly. The CDF 9/7 lifting is scaled to be nearly orthonormal, so the coefficient-domain
-  distortion is the image-domain one;
+  an evenly spread ``sample_fraction`` of them (at least ``min_tiles`` tiles and
+  ``min_sample_voxels`` voxels, all of them when the block is smaller) is transformed both ways
+  with the block's own per-axis levels and scanned in the coder's subband order. Cropping, not
+  subsampling: a tile keeps the voxel spacing, so the smoothness along ``Z`` that drives the
+  choice is intact;
+* **rate** of bit plane ``p`` (threshold ``T = 2**p``; magnitudes as the coder sees them,
+  ``rint(|c| * 16)`` lossy, the integer LeGall 5/3 coefficients lossless), following WDR's
+  sorting pass: the gaps between the newly significant coefficients in the list of those still
+  insignificant (scan order, renumbered after every pass, the end of the pass being one more
+  gap) cost their binary digits after the leading 1 plus the entropy of their bit lengths, one
+  sign bit per new coefficient, and one refinement bit per coefficient significant before. The
+  gaps are what tells the two transforms apart on volumes that are smooth in every direction
+  (there a position-blind entropy count favours the packet transform by up to 2 dB wrongly);
+* **distortion** after plane ``p``: ``sum(c**2, |c| < T) + count(|c| >= T) * T**2 / 12``
+  (midpoint reconstruction); inside a plane rate and distortion are interpolated linearly. The
+  CDF 9/7 lifting is scaled to be nearly orthonormal, so the coefficient-domain distortion is
+  the image-domain one;
 * **decision**: at the target rate (``bpv`` less the header) the modelled PSNR of the packet
   transform minus the dyadic one is ``gain_db``; with a PSNR target the gain is taken at the
   rate the dyadic transform needs for it; lossless without a rate compares the modelled sizes
   (``size_ratio`` packet / dyadic). Packet is chosen when it wins by more than the margin
-  (``margin_db``, ``margin_size``): the model is slightly optimistic for the packet transform
-  (more, smaller subbands), and below the margin the two are within ~0.1 dB anyway.
+  (``margin_db``, ``margin_size``): below it the two are within ~0.1 dB anyway, and the model is
+  slightly optimistic for the packet transform.
 
 Blocks with fewer than 4 slices have no ``Z`` levels, where both decompositions are the same:
 if no block has ``Z`` levels the answer is ``False`` without any work.
@@ -35,13 +41,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from wdrcodec.container import block_layout, header_size
 from wdrcodec.decomposition import axis_levels, forward, subbands
 from wdrcodec.errors import WdrError
+
+if TYPE_CHECKING:
+    from wdrcodec.parallel import Pool
 
 FRAC_BITS = 4  # the codec's lossy fixed-point scale (codec.FRAC_BITS; not imported: no cycle)
 NBITS = 66  # bit-length bins (magnitudes stay below 2**64)
@@ -53,19 +62,12 @@ class ChoiceConfig:
 
     ``margin_db``: dB by which the modelled packet PSNR must beat the dyadic one (lossy);
     ``margin_size``: fraction by which the modelled packet size must be smaller (lossless);
-    ``sample_fraction``: fraction of each block's in-plane tiles transformed (0-1];
-    ``min_sample_voxels``: at least this many voxels are sampled (all, if the blocks are smaller);
-    ``tile``: in-plane side of a sample tile (voxels); ``max_volumes``: volumes of a 4D series
-    sampled (evenly spread).
+    ``max_volumes``: volumes of a 4D series modelled (evenly spread; 4D files have one
+    decomposition for every volume).
     """
 
-    margin_db: float = 0.25
-    margin_size: float = 0.015
-    max_anisotropy: float = 0.5
-    sample_fraction: float = 0.125
-    min_sample_voxels: int = 1 << 15
-    min_tiles: int = 12
-    tile: int = 32
+    margin_db: float = 0.2
+    margin_size: float = 0.005
     max_volumes: int = 4
 
     def __post_init__(self) -> None:
@@ -73,14 +75,8 @@ class ChoiceConfig:
             raise WdrError(f"choose: margin_db must be >= 0 dB, got {self.margin_db}")
         if not (math.isfinite(self.margin_size) and 0 <= self.margin_size < 1):
             raise WdrError(f"choose: margin_size must be in [0, 1), got {self.margin_size}")
-        if not (math.isfinite(self.sample_fraction) and 0 < self.sample_fraction <= 1):
-            raise WdrError(f"choose: sample_fraction must be in (0, 1], got {self.sample_fraction}")
-        if not (math.isfinite(self.max_anisotropy) and self.max_anisotropy > 0):
-            raise WdrError(f"choose: max_anisotropy must be > 0, got {self.max_anisotropy}")
-        if self.tile < 4 or min(self.min_sample_voxels, self.min_tiles, self.max_volumes) < 1:
-            raise WdrError(
-                "choose: tile must be >= 4, min_sample_voxels, min_tiles and max_volumes >= 1"
-            )
+        if self.max_volumes < 1:
+            raise WdrError(f"choose: max_volumes must be >= 1, got {self.max_volumes}")
 
 
 class PacketChoice(NamedTuple):
@@ -89,80 +85,176 @@ class PacketChoice(NamedTuple):
     ``packet``: use the packet decomposition; ``gain_db``: modelled PSNR of packet minus dyadic
     at the target (dB; NaN for lossless without a rate); ``size_ratio``: modelled size of the
     packet stream over the dyadic one (lossless without a rate, else NaN); ``sampled``: voxels
-    transformed (each way); ``anisotropy``: mean squared first difference of the sample along
-    ``Z`` over that in-plane; ``reason``: one line saying why.
+    transformed (each way); ``reason``: one line saying why.
     """
 
     packet: bool
     gain_db: float
     size_ratio: float
     sampled: int
-    anisotropy: float
     reason: str
 
 
-def _tiles(shape: tuple[int, int, int], cfg: ChoiceConfig, want: int) -> list[tuple[int, int]]:
-    """Corners ``(y0, x0)`` of evenly spread in-plane tiles of a block, about ``want`` voxels."""
-    _, ny, nx = shape
-    ty, tx = min(ny, cfg.tile), min(nx, cfg.tile)
-    gy, gx = ny // ty, nx // tx
-    total = gy * gx
-    k = min(total, max(cfg.min_tiles, math.ceil(want / (shape[0] * ty * tx))))
-    if k == total:
-        return [(iy * ty, ix * tx) for iy in range(gy) for ix in range(gx)]
-    # k of the total grid cells, evenly spaced along a diagonal-wrapped ordering so both axes
-    # are spread (cell i -> row i mod gy, column (i // gy + i) mod gx)
-    idx = np.floor((np.arange(k) + 0.5) * total / k).astype(np.int64)
-    rows = idx % gy
-    cols = (idx // gy + idx) % gx
-    yoff, xoff = (ny - gy * ty) // 2, (nx - gx * tx) // 2  # centre the grid
-    return [(int(r) * ty + yoff, int(c) * tx + xoff) for r, c in zip(rows, cols)]
+class RDCurve(NamedTuple):
+    """Modelled cumulative ``bits`` and ``dist`` (squared error, coder units) after each bit
+    plane, top plane first; index 0 is the empty stream (no bits, all the energy)."""
+
+    bits: np.ndarray
+    dist: np.ndarray
 
 
-def _labels(shape: tuple[int, int, int], lv: tuple[int, int, int], packet: bool) -> np.ndarray:
-    """``(Z, Y, X)`` int64 subband index of every coefficient of a block of ``shape``."""
-    lab = np.empty(shape, dtype=np.int64)
-    for i, sb in enumerate(subbands(shape, lv, packet)):
-        z0, z1, y0, y1, x0, x1 = sb.box
-        lab[z0:z1, y0:y1, x0:x1] = i
-    return lab
+class _Sample(NamedTuple):
+    """Scan-ordered bit lengths and bit-length histograms (count, energy) per decomposition."""
+
+    scans: dict[bool, np.ndarray]
+    counts: dict[bool, np.ndarray]
+    energy: dict[bool, np.ndarray]
+    voxels: int
 
 
-def _entropy(q: np.ndarray) -> np.ndarray:
-    """Binary entropy (bits) of probabilities ``q`` in [0, 1]."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -(q * np.log2(q) + (1 - q) * np.log2(1 - q))
-    return np.nan_to_num(h, nan=0.0)
+def _scan_boxes(shape: tuple[int, int, int], lv: tuple[int, int, int], packet: bool) -> list:
+    """Subband boxes of a block in the coder's scan order (rank, then subband order)."""
+    bands = subbands(shape, lv, packet)
+    order = sorted(range(len(bands)), key=lambda i: (bands[i].rank, i))
+    return [bands[i].box for i in order]
 
 
-def rd_curve(counts: np.ndarray, energy: np.ndarray, lossless: bool) -> tuple[np.ndarray, ...]:
-    """Modelled cumulative ``(bits, distortion)`` after each bit plane, top plane first.
+def bit_lengths(coef: np.ndarray, lossless: bool) -> np.ndarray:
+    """``int8`` bit length ``floor(log2 m) + 1`` (0 for ``m < 1``) of the magnitudes the coder
+    codes: ``m = |c| * 16`` lossy (before its rounding), ``|c|`` for integer coefficients. Read
+    from the float64 exponent field: one pass, no logarithm."""
+    a = np.abs(coef, dtype=np.float64)
+    e = np.right_shift(a.view(np.int64), 52).astype(np.int16)  # biased exponent (a >= 0)
+    e -= 1022 - (0 if lossless else FRAC_BITS)
+    np.maximum(e, 0, out=e)
+    return e.astype(np.int8)
 
-    ``counts[b, L]``: coefficients of subband ``b`` whose magnitude has bit length ``L``;
-    ``energy[b, L]``: the sum of their squared magnitudes (coder units). Index 0 of both outputs
-    is the empty stream (no bits, all the energy). See the module docstring for the model.
+
+def _sample(
+    q4: np.ndarray,
+    grouping: np.ndarray,
+    levels: int,
+    lossless: bool,
+    mean: float,
+    wavelet: str | None,
+    cfg: ChoiceConfig,
+    pool: Pool | None,
+) -> _Sample | None:
+    """Transform the 3D blocks both ways (None when no block has slice-axis levels)."""
+    t_n = q4.shape[0]
+    vols = np.unique(np.linspace(0, t_n - 1, min(t_n, cfg.max_volumes)).round().astype(int))
+    dt = np.int64 if lossless else np.float64
+    shift = int(mean) if lossless else float(mean)
+    escale = 1.0 if lossless else float(1 << (2 * FRAC_BITS))
+    scans: dict[bool, list[np.ndarray]] = {False: [], True: []}
+    counts = {p: np.zeros(NBITS) for p in (False, True)}
+    energy = {p: np.zeros(NBITS) for p in (False, True)}
+    voxels = 0
+    for t in vols:
+        z = np.flatnonzero(grouping[t])
+        shape = (int(z.size), int(q4.shape[2]), int(q4.shape[3]))
+        lv = axis_levels(shape, levels, transform_z=True)
+        if z.size == 0 or lv[0] == 0:
+            continue
+        vol = q4[t] if z.size == q4.shape[1] else q4[t][z]  # MCPD: the grouped slices
+        voxels += vol.size
+        for packet in (False, True):
+            data = vol.astype(dt)
+            data -= shift
+            coef = forward(data, lv, lossless, packet, False, pool, wavelet)
+            bl = bit_lengths(coef, lossless)
+            flat = bl.ravel()
+            counts[packet] += np.bincount(flat, minlength=NBITS)[:NBITS]
+            sq = np.square(coef, dtype=np.float64).ravel()
+            energy[packet] += np.bincount(flat, weights=sq, minlength=NBITS)[:NBITS] * escale
+            for z0, z1, y0, y1, x0, x1 in _scan_boxes(shape, lv, packet):
+                scans[packet].append(bl[z0:z1, y0:y1, x0:x1].ravel())
+    if voxels == 0:
+        return None
+    return _Sample({p: np.concatenate(v) for p, v in scans.items()}, counts, energy, voxels)
+
+
+def _entropy(hist: np.ndarray) -> float:
+    """Entropy (bits per symbol) of a histogram."""
+    p = hist[hist > 0] / hist.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def rd_curve(
+    scan: np.ndarray,
+    counts: np.ndarray,
+    energy: np.ndarray,
+    lossless: bool,
+    max_bits: float = math.inf,
+    min_dist: float = -math.inf,
+) -> RDCurve:
+    """Modelled rate and distortion of WDR bit-plane coding, plane by plane (module docstring).
+
+    Parameters
+    ----------
+    scan:
+        ``(N,)`` bit lengths (``floor(log2 m) + 1``, 0 for zero) of the coefficient magnitudes
+        in the coder's scan order.
+    counts, energy:
+        ``(66,)`` histograms over bit length: coefficients, and their summed squared magnitudes.
+    lossless:
+        The last plane leaves no error (integer coefficients) instead of ``T**2 / 12``.
+    max_bits, min_dist:
+        Stop after the first plane past ``max_bits`` bits or at or below ``min_dist``.
+
+    Only the coefficients that can become significant before the stop are followed one by one
+    (the ``max_bits`` largest, at least: each new one costs at least a bit); the others are
+    counted between them, which gives the same gaps.
     """
-    n = counts.sum(axis=1)
-    ge = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]  # ge[b, L] = count(bit length >= L)
-    ege = np.cumsum(energy[:, ::-1], axis=1)[:, ::-1]
+    ge = np.cumsum(counts[::-1])[::-1]  # ge[L] = count(bit length >= L)
+    ege = np.cumsum(energy[::-1])[::-1]
     total = float(energy.sum())
-    nz = np.flatnonzero(counts.sum(axis=0)[1:])
+    nz = np.flatnonzero(counts[1:])
     top = int(nz[-1]) if nz.size else -1  # highest plane holding a magnitude
-    bits, dist = [0.0], [total]
-    for p in range(top, -1, -1):
-        after = ge[:, p + 1]  # significant once plane p is coded: magnitude >= 2**p
-        before = ge[:, p + 2]
-        ics = n - before
-        new = after - before
-        q = np.divide(new, ics, out=np.zeros_like(new, dtype=np.float64), where=ics > 0)
-        bits.append(bits[-1] + float((ics * _entropy(q)).sum() + new.sum() + before.sum()))
-        last = p == 0 and lossless  # every bit coded: exact
-        t2 = 0.0 if last else (2.0**p) ** 2 / 12.0
-        dist.append(total - float(ege[:, p + 1].sum()) + float(after.sum()) * t2)
-    return np.asarray(bits), np.asarray(dist)
+    lmin = 1
+    if math.isfinite(max_bits) and top >= 0:
+        # the plane where a position-blind count of the same bits ends, one plane lower
+        planes = np.arange(top, -1, -1)
+        sig, before = ge[planes + 1], ge[planes + 2]
+        ics, k = counts.sum() - before, sig - before
+        q = np.divide(k, ics, out=np.zeros(planes.size), where=ics > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = np.nan_to_num(-(q * np.log2(q) + (1 - q) * np.log2(1 - q)))
+        blind = np.cumsum(ics * h + k + before)
+        end = int(np.searchsorted(blind, max_bits))  # index of the plane past the budget
+        lmin = max(1, int(planes[min(end, planes.size - 1)]))
+    while True:
+        bits, dist = [0.0], [total]
+        act = np.flatnonzero(scan >= lmin)  # followed coefficients, scan positions
+        lab = scan[act]
+        before = act - np.arange(act.size)  # others ahead of each one in the scan
+        n_other = scan.size - act.size
+        done = False
+        for p in range(top, lmin - 2, -1):
+            new = lab == p + 1
+            idx = np.flatnonzero(new)
+            pos = before[idx] + idx  # positions in the (renumbered) insignificant list
+            gaps = np.diff(pos, prepend=-1, append=n_other + lab.size).astype(np.float64)
+            gl = np.frexp(gaps)[1]
+            cost = gl.size * _entropy(np.bincount(gl)) + float((gl - 1).sum())
+            cost += pos.size + float(ge[p + 2])  # signs, refinement bits
+            if pos.size:
+                keep = ~new
+                lab, before = lab[keep], before[keep]
+            bits.append(bits[-1] + cost)
+            t2 = 0.0 if (p == 0 and lossless) else (2.0**p) ** 2 / 12.0
+            dist.append(total - float(ege[p + 1]) + float(ge[p + 1]) * t2)
+            if bits[-1] > max_bits or dist[-1] <= min_dist:
+                done = True
+                break
+        if done or lmin <= 1:
+            return RDCurve(np.asarray(bits), np.asarray(dist))
+        lmin = max(1, lmin - 3)  # the budget reaches further down: follow more coefficients
 
 
-def _dist_at(bits: np.ndarray, dist: np.ndarray, budget: float) -> float:
+def _dist_at(curve: RDCurve, budget: float) -> float:
+    """Modelled distortion at ``budget`` bits (linear inside a plane)."""
+    bits, dist = curve
     if budget >= bits[-1]:
         return float(dist[-1])
     k = max(0, int(np.searchsorted(bits, budget, side="right")) - 1)
@@ -170,9 +262,10 @@ def _dist_at(bits: np.ndarray, dist: np.ndarray, budget: float) -> float:
     return float(dist[k] + f * (dist[k + 1] - dist[k]))
 
 
-def _bits_at(bits: np.ndarray, dist: np.ndarray, target: float) -> float:
-    """Modelled bits at which the distortion first reaches ``target`` (the whole curve's end
-    when it never does)."""
+def _bits_at(curve: RDCurve, target: float) -> float:
+    """Modelled bits at which the distortion first reaches ``target`` (the curve's end when it
+    never does)."""
+    bits, dist = curve
     below = np.flatnonzero(dist <= target)
     if below.size == 0:
         return float(bits[-1])
@@ -181,82 +274,6 @@ def _bits_at(bits: np.ndarray, dist: np.ndarray, target: float) -> float:
         return 0.0
     f = (dist[k - 1] - target) / max(dist[k - 1] - dist[k], 1e-300)
     return float(bits[k - 1] + f * (bits[k] - bits[k - 1]))
-
-
-def _histograms(
-    q4: np.ndarray,
-    grouping: np.ndarray,
-    levels: int,
-    lossless: bool,
-    mean: float,
-    wavelet: str | None,
-    cfg: ChoiceConfig,
-) -> tuple[dict[bool, tuple[np.ndarray, np.ndarray]], int, float]:
-    """Per-subband bit-length histograms of the sampled tiles, both decompositions; the voxels
-    sampled; the anisotropy (mean squared first difference along ``Z`` over that along ``Y``
-    and ``X``)."""
-    t_n = q4.shape[0]
-    vols = np.unique(np.linspace(0, t_n - 1, min(t_n, cfg.max_volumes)).round().astype(int))
-    blocks = []
-    for t in vols:
-        z = np.flatnonzero(np.asarray(grouping[t], dtype=bool))
-        shape = (int(z.size), int(q4.shape[2]), int(q4.shape[3]))
-        lv = axis_levels(shape, levels, transform_z=True)
-        if z.size and lv[0] > 0:
-            blocks.append((int(t), z, shape, lv))
-    if not blocks:
-        return {}, 0, math.nan
-    voxels = sum(int(np.prod(s)) for _, _, s, _ in blocks)
-    want = max(cfg.sample_fraction * voxels, cfg.min_sample_voxels) / len(blocks)
-    scale = 1.0 if lossless else float(1 << FRAC_BITS)
-    dt = np.int64 if lossless else np.float64
-    shift = int(mean) if lossless else float(mean)
-    sums: dict[tuple, list[np.ndarray]] = {}
-    labels: dict[tuple, np.ndarray] = {}
-    diffs, ndiff = [0.0, 0.0, 0.0], [0, 0, 0]
-    sampled = 0
-    for t, z, shape, lv in blocks:
-        vol = q4[t]
-        contiguous = z.size == vol.shape[0]  # the usual 3D case: no gather of slices
-        ty, tx = min(shape[1], cfg.tile), min(shape[2], cfg.tile)
-        for y0, x0 in _tiles(shape, cfg, want):
-            if contiguous:
-                part = vol[:, y0 : y0 + ty, x0 : x0 + tx]
-            else:
-                part = vol[z][:, y0 : y0 + ty, x0 : x0 + tx]
-            data = part.astype(dt)
-            data -= shift
-            sampled += data.size
-            for a in range(3):  # squared first differences along Z, Y, X
-                if data.shape[a] > 1:
-                    d = np.diff(data, axis=a).astype(np.float64)
-                    diffs[a] += float(np.square(d).sum())
-                    ndiff[a] += d.size
-            for packet in (False, True):
-                c = forward(data, lv, lossless, packet, True, None, wavelet)
-                key = (c.shape, lv, packet)
-                if key not in labels:
-                    labels[key] = _labels(c.shape, lv, packet)
-                lab = labels[key]
-                mag = np.rint(np.abs(c) * scale) if not lossless else np.abs(c).astype(np.float64)
-                bl = np.frexp(mag)[1]
-                nb = int(lab.max()) + 1
-                idx = (lab * NBITS + bl).ravel()
-                cnt = np.bincount(idx, minlength=nb * NBITS).reshape(nb, NBITS)
-                eng = np.bincount(idx, weights=(mag * mag).ravel(), minlength=nb * NBITS)
-                if key in sums:  # tiles of the same shape: add up subband by subband
-                    sums[key][0] += cnt
-                    sums[key][1] += eng.reshape(nb, NBITS)
-                else:
-                    sums[key] = [cnt.astype(np.float64), eng.reshape(nb, NBITS)]
-    out = {
-        p: tuple(np.concatenate([v[i] for k, v in sums.items() if k[2] == p]) for i in (0, 1))
-        for p in (False, True)
-    }
-    per = [diffs[a] / ndiff[a] if ndiff[a] else math.nan for a in range(3)]
-    inplane = np.nanmean(per[1:]) if ndiff[1] or ndiff[2] else math.nan
-    aniso = per[0] / inplane if inplane > 0 else (math.inf if per[0] > 0 else 1.0)
-    return out, sampled, float(aniso)
 
 
 def choose_packet(
@@ -271,6 +288,7 @@ def choose_packet(
     psnr: float | None = None,
     psnr_peak: float | None = None,
     config: ChoiceConfig | None = None,
+    pool: Pool | None = None,
 ) -> PacketChoice:
     """Whether to code ``q4`` with the packet decomposition (module docstring: how).
 
@@ -293,7 +311,9 @@ def choose_packet(
     psnr:
         Target PSNR (dB) at peak ``psnr_peak`` (``q4`` units; default: ``q4``'s value range).
     config:
-        :class:`ChoiceConfig` (margins, sample).
+        :class:`ChoiceConfig` (margins, volumes modelled).
+    pool:
+        A :class:`wdrcodec.parallel.Pool` for the wavelet transforms (the encode's own).
 
     Returns
     -------
@@ -301,49 +321,102 @@ def choose_packet(
     """
     cfg = config or ChoiceConfig()
     q4 = np.asarray(q4)
-    if q4.ndim != 4 or q4.dtype.kind not in "iu":
+    if q4.ndim != 4 or q4.dtype.kind not in "iu" or q4.size == 0:
         raise WdrError(
-            f"choose: q4 must be a (T, Z, Y, X) integer array, got {q4.shape} {q4.dtype}"
+            f"choose: q4 must be a non-empty (T, Z, Y, X) integer array, got {q4.shape} {q4.dtype}"
         )
     grouping = np.asarray(grouping, dtype=bool)
     if grouping.shape != q4.shape[:2]:
         raise WdrError(f"choose: grouping must have shape {q4.shape[:2]}, got {grouping.shape}")
     if bpv is not None and not (math.isfinite(bpv) and bpv > 0):
         raise WdrError(f"choose: bpv must be a positive number of bits per voxel, got {bpv}")
+    if psnr is not None and not math.isfinite(psnr):
+        raise WdrError(f"choose: psnr must be a finite number of dB, got {psnr}")
     if bpv is None and psnr is None and not lossless:
         raise WdrError("choose: give a rate (bpv), a quality (psnr) or lossless")
-    hists, sampled, aniso = _histograms(q4, grouping, levels, lossless, mean, wavelet, cfg)
-    nan = float("nan")
-    if not hists:
-        return PacketChoice(
-            False, nan, nan, 0, nan, "no block has slice-axis levels: same transform"
-        )
-    smooth_z = aniso < cfg.max_anisotropy
-    za = f"anisotropy {aniso:.3f} ({'<' if smooth_z else '>='} {cfg.max_anisotropy:g})"
-    curves = {p: rd_curve(*hists[p], lossless) for p in (False, True)}
-    if bpv is None and psnr is None:  # lossless, whole stream
-        ratio = curves[True][0][-1] / max(curves[False][0][-1], 1e-300)
-        packet = bool(ratio < 1.0 - cfg.margin_size and smooth_z)
-        why = f"modelled lossless size packet/dyadic {ratio:.4f} (margin {cfg.margin_size:g}), {za}"
-        return PacketChoice(packet, nan, float(ratio), sampled, aniso, why)
+    s = _sample(q4, grouping, levels, lossless, mean, wavelet, cfg, pool)
+    if s is None:
+        nan = float("nan")
+        return PacketChoice(False, nan, nan, 0, "no block has slice-axis levels: same transform")
+    rate = mse = None
     if bpv is not None:
         nvox = q4.size
         payload = max(int(bpv * nvox / 8) - 64, 1)
         head = header_size(grouping.size, block_layout(payload)[1], True, None, 0, wavelet)
         rate = max(bpv - 8.0 * head / nvox, 1e-3)
-        budget = rate * sampled
-        d_dy = _dist_at(*curves[False], budget)
-        d_pk = _dist_at(*curves[True], budget)
-        where = f"{bpv:g} bpv"
-    else:
+    elif psnr is not None:
         peak = float(psnr_peak) if psnr_peak else float(q4.max() - q4.min()) or 1.0
+        mse = peak**2 / 10.0 ** (psnr / 10.0)
+    return _decide(s, lossless, rate, mse, cfg)
+
+
+def choose_from_magnitudes(
+    mag_dyadic: np.ndarray,
+    mag_packet: np.ndarray,
+    lossless: bool,
+    *,
+    payload_bits: float | None = None,
+    mse: float | None = None,
+    config: ChoiceConfig | None = None,
+) -> PacketChoice:
+    """:func:`choose_packet` from the magnitudes the coder would code, both ways.
+
+    ``mag_dyadic``, ``mag_packet``: ``(N,)`` non-negative integer magnitudes in scan order
+    (``codec._coefficients`` of the two layouts: every block, 2D ones included);
+    ``payload_bits``: the payload budget (bits, the header left out) of a rate target;
+    ``mse``: the mean squared error (intensity units of ``q4``) of a PSNR target; neither:
+    lossless, whole stream. Used when the encoder transforms both ways anyway and keeps the
+    chosen coefficients: the model then costs no transform.
+    """
+    cfg = config or ChoiceConfig()
+    mags = {False: np.asarray(mag_dyadic), True: np.asarray(mag_packet)}
+    if mags[False].shape != mags[True].shape or mags[False].ndim != 1 or mags[False].size == 0:
+        raise WdrError("choose: the two magnitude arrays must be non-empty, 1D, of one length")
+    if payload_bits is not None and not (math.isfinite(payload_bits) and payload_bits > 0):
+        raise WdrError(f"choose: payload_bits must be a positive number, got {payload_bits}")
+    if mse is not None and not (math.isfinite(mse) and mse > 0):
+        raise WdrError(f"choose: mse must be a positive number, got {mse}")
+    if payload_bits is None and mse is None and not lossless:
+        raise WdrError("choose: give a rate (payload_bits), a quality (mse) or lossless")
+    scans, counts, energy = {}, {}, {}
+    for p, m in mags.items():
+        scans[p] = bit_lengths(m, True)
+        counts[p] = np.bincount(scans[p], minlength=NBITS)[:NBITS].astype(np.float64)
+        sq = np.square(m, dtype=np.float64)
+        energy[p] = np.bincount(scans[p], weights=sq, minlength=NBITS)[:NBITS]
+    n = mags[False].size
+    s = _Sample(scans, counts, energy, n)
+    rate = None if payload_bits is None else payload_bits / n
+    return _decide(s, lossless, rate, mse, cfg)
+
+
+def _decide(
+    s: _Sample, lossless: bool, rate: float | None, mse: float | None, cfg: ChoiceConfig
+) -> PacketChoice:
+    """The choice from the modelled curves: at ``rate`` payload bits per voxel, at the rate
+    reaching ``mse`` (intensity units squared), or (neither) by lossless size."""
+    nan = float("nan")
+
+    def curve(packet: bool, **stop: float) -> RDCurve:
+        return rd_curve(s.scans[packet], s.counts[packet], s.energy[packet], lossless, **stop)
+
+    if rate is None and mse is None:  # lossless, the whole stream
+        ratio = curve(True).bits[-1] / max(curve(False).bits[-1], 1e-300)
+        packet = bool(ratio < 1.0 - cfg.margin_size)
+        why = f"modelled lossless size packet/dyadic {ratio:.4f} (margin {cfg.margin_size:g})"
+        return PacketChoice(packet, nan, float(ratio), s.voxels, why)
+    if rate is not None:
+        budget = rate * s.voxels
+        d_dy = _dist_at(curve(False, max_bits=budget), budget)
+        d_pk = _dist_at(curve(True, max_bits=budget), budget)
+        where = f"{rate:.4g} payload bits/voxel"
+    else:
         scale2 = 1.0 if lossless else float(1 << (2 * FRAC_BITS))
-        d_dy = sampled * scale2 * peak**2 / 10.0 ** (psnr / 10.0)
-        d_pk = _dist_at(*curves[True], _bits_at(*curves[False], d_dy))
-        where = f"the rate of {psnr:g} dB"
+        d_dy = s.voxels * scale2 * mse
+        need = _bits_at(curve(False, min_dist=d_dy), d_dy)
+        d_pk = _dist_at(curve(True, max_bits=need), need)
+        where = f"the rate of MSE {mse:.4g}"
     gain = 10.0 * math.log10(max(d_dy, 1e-300) / max(d_pk, 1e-300))
-    packet = bool(gain > cfg.margin_db and smooth_z)
-    why = (
-        f"modelled packet - dyadic PSNR at {where}: {gain:+.2f} dB (margin {cfg.margin_db:g}), {za}"
-    )
-    return PacketChoice(packet, float(gain), nan, sampled, aniso, why)
+    packet = bool(gain > cfg.margin_db)
+    why = f"modelled packet - dyadic PSNR at {where}: {gain:+.2f} dB (margin {cfg.margin_db:g})"
+    return PacketChoice(packet, float(gain), nan, s.voxels, why)
