@@ -57,9 +57,7 @@ TORCH_TOOLS = ("streamvq", "usenhance", "flowsr")
 # Probes that fail today. They are listed in the probe report for the owners, and are not
 # committed as failing nor xfailed: they are not generated until the tool is fixed. Remove an
 # entry once its tool passes it.
-NOT_YET_PASSING: set[str] = {
-    "sigterm:wdrcodec-encode",  # SIGTERM during numba JIT is swallowed (intermittent)
-}
+NOT_YET_PASSING: set[str] = set()
 
 
 if os.environ.get("PROBES_ONLY_PENDING") == "1":  # re-check the list: run only those

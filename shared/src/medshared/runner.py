@@ -445,9 +445,9 @@ def run_cli(
                 # an interrupt swallowed inside a library (e.g. numba's "no compiled object
                 # yet" after its object-code callback was interrupted), so it is reported as
                 # the interruption, the cleanup having run while the error propagated
+                _STATE.propagating = True  # a re-delivery still on its way is ignored
                 raise Terminated() from None
         except Terminated:
-            _STATE.propagating = True
             _say(f"{prog}: interrupted (SIGTERM); partial outputs were removed", debug)
             return EXIT_SIGTERM
         except KeyboardInterrupt:
