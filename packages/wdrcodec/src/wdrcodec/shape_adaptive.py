@@ -40,120 +40,6 @@ MIN_SPLIT = 1 << 15  # samples: a pass over fewer is not split over threads
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _mirror(k, s, e):
-    """Left and right neighbours of line index ``k`` inside segment ``[s, e)`` (length >= 2),
-    whole-sample symmetric at the segment's ends."""
-    left = k - 1 if k - 1 >= s else k + 1
-    right = k + 1 if k + 1 < e else k - 1
-    return left, right
-
-
-@njit(nogil=True, cache=True)
-def _fwd53_seg(t, s, e):
-    """Forward integer LeGall 5/3 of ``t[s:e]`` in place, global parity (odd = high)."""
-    if e - s == 1:
-        if s & 1:
-            t[s] = 2 * t[s]
-        return
-    for k in range(s + ((s & 1) ^ 1), e, 2):  # odd indices: predict
-        left, right = _mirror(k, s, e)
-        t[k] -= (t[left] + t[right]) >> 1
-    for k in range(s + (s & 1), e, 2):  # even indices: update
-        left, right = _mirror(k, s, e)
-        t[k] += (t[left] + t[right] + 2) >> 2
-
-
-@njit(nogil=True, cache=True)
-def _inv53_seg(t, s, e):
-    """Inverse of :func:`_fwd53_seg`."""
-    if e - s == 1:
-        if s & 1:
-            t[s] = t[s] >> 1
-        return
-    for k in range(s + (s & 1), e, 2):
-        left, right = _mirror(k, s, e)
-        t[k] -= (t[left] + t[right] + 2) >> 2
-    for k in range(s + ((s & 1) ^ 1), e, 2):
-        left, right = _mirror(k, s, e)
-        t[k] += (t[left] + t[right]) >> 1
-
-
-@njit(nogil=True, cache=True)
-def _fwd97_seg(t, s, e):
-    """Forward CDF 9/7 (:mod:`wdrcodec.wavelets` scaling) of ``t[s:e]`` in place."""
-    if e - s == 1:
-        t[s] *= SQRT2
-        return
-    odd0 = s + ((s & 1) ^ 1)
-    even0 = s + (s & 1)
-    for step in range(2):
-        cd = ALPHA if step == 0 else GAMMA
-        cs = BETA if step == 0 else DELTA
-        for k in range(odd0, e, 2):
-            left, right = _mirror(k, s, e)
-            t[k] += cd * (t[left] + t[right])
-        for k in range(even0, e, 2):
-            left, right = _mirror(k, s, e)
-            t[k] += cs * (t[left] + t[right])
-    for k in range(even0, e, 2):
-        t[k] *= LOW_SCALE
-    for k in range(odd0, e, 2):
-        t[k] *= HIGH_SCALE
-
-
-@njit(nogil=True, cache=True)
-def _inv97_seg(t, s, e):
-    """Inverse of :func:`_fwd97_seg`."""
-    if e - s == 1:
-        t[s] /= SQRT2
-        return
-    odd0 = s + ((s & 1) ^ 1)
-    even0 = s + (s & 1)
-    for k in range(even0, e, 2):
-        t[k] /= LOW_SCALE
-    for k in range(odd0, e, 2):
-        t[k] /= HIGH_SCALE
-    for step in range(2):
-        cd = GAMMA if step == 0 else ALPHA
-        cs = DELTA if step == 0 else BETA
-        for k in range(even0, e, 2):
-            left, right = _mirror(k, s, e)
-            t[k] -= cs * (t[left] + t[right])
-        for k in range(odd0, e, 2):
-            left, right = _mirror(k, s, e)
-            t[k] -= cd * (t[left] + t[right])
-
-
-@njit(nogil=True, cache=True)
-def _load(v, m, p, q, t, forward):
-    """Line ``(p, q)`` of ``v`` into ``t`` in line order (an inverse reads it from the Mallat
-    positions), zero outside the mask; False when every in-mask value is 0 (the line is then
-    zeroed: a linear transform of zeros, and the integer one too, is zero)."""
-    N = v.shape[2]
-    ns = (N + 1) // 2
-    nz = False
-    for i in range(N):
-        j = i if forward else ((i >> 1) if (i & 1) == 0 else ns + (i >> 1))
-        t[i] = v[p, q, j] if m[p, q, i] else 0
-        if t[i] != 0:
-            nz = True
-    if not nz:
-        for i in range(N):
-            v[p, q, i] = 0
-    return nz
-
-
-@njit(nogil=True, cache=True)
-def _store(v, p, q, t, forward):
-    """``t`` back into line ``(p, q)`` of ``v`` (a forward pass writes the Mallat positions)."""
-    N = v.shape[2]
-    ns = (N + 1) // 2
-    for i in range(N):
-        j = ((i >> 1) if (i & 1) == 0 else ns + (i >> 1)) if forward else i
-        v[p, q, j] = t[i]
-
-
-@njit(nogil=True, cache=True, inline="always")
 def _segment_end(m, p, q, i, N):
     e = i + 1
     while e < N and m[p, q, e]:
@@ -162,15 +48,160 @@ def _segment_end(m, p, q, i, N):
 
 
 @njit(nogil=True, cache=True)
+def _bands(s, e):
+    """Low-band ``[i0, i1)`` and high-band ``[j0, j1)`` positions of segment ``[s, e)``."""
+    i0 = (s + 1) >> 1
+    i1 = ((e - 1) >> 1) + 1
+    j0 = s >> 1
+    j1 = ((e - 2) >> 1) + 1 if e >= 2 else 0
+    return i0, i1, j0, j1
+
+
+@njit(nogil=True, cache=True)
+def _predict97(lo, hi, s, e, c):
+    """``hi[j] += c * (L + R)`` over the segment's odd samples (Mallat halves ``lo``/``hi``),
+    the mirrored neighbour at an end, the interior in one tight loop."""
+    i0, i1, j0, j1 = _bands(s, e)
+    a, b = j0, j1
+    if s & 1:  # first odd sample is the segment start: left neighbour mirrored
+        hi[a] += c * (lo[a + 1] + lo[a + 1])
+        a += 1
+    if (e - 1) & 1:  # last odd sample is the segment end
+        hi[b - 1] += c * (lo[b - 1] + lo[b - 1])
+        b -= 1
+    for j in range(a, b):
+        hi[j] += c * (lo[j] + lo[j + 1])
+
+
+@njit(nogil=True, cache=True)
+def _update97(lo, hi, s, e, c):
+    """``lo[i] += c * (L + R)`` over the segment's even samples."""
+    i0, i1, j0, j1 = _bands(s, e)
+    a, b = i0, i1
+    if not s & 1:
+        lo[a] += c * (hi[a] + hi[a])
+        a += 1
+    if not (e - 1) & 1:
+        lo[b - 1] += c * (hi[b - 2] + hi[b - 2])
+        b -= 1
+    for i in range(a, b):
+        lo[i] += c * (hi[i - 1] + hi[i])
+
+
+@njit(nogil=True, cache=True)
+def _predict53(lo, hi, s, e, sign):
+    """``hi[j] += sign * floor((L + R) / 2)`` over the segment's odd samples."""
+    i0, i1, j0, j1 = _bands(s, e)
+    a, b = j0, j1
+    if s & 1:
+        hi[a] += sign * ((lo[a + 1] + lo[a + 1]) >> 1)
+        a += 1
+    if (e - 1) & 1:
+        hi[b - 1] += sign * ((lo[b - 1] + lo[b - 1]) >> 1)
+        b -= 1
+    for j in range(a, b):
+        hi[j] += sign * ((lo[j] + lo[j + 1]) >> 1)
+
+
+@njit(nogil=True, cache=True)
+def _update53(lo, hi, s, e, sign):
+    """``lo[i] += sign * floor((L + R + 2) / 4)`` over the segment's even samples."""
+    i0, i1, j0, j1 = _bands(s, e)
+    a, b = i0, i1
+    if not s & 1:
+        lo[a] += sign * ((hi[a] + hi[a] + 2) >> 2)
+        a += 1
+    if not (e - 1) & 1:
+        lo[b - 1] += sign * ((hi[b - 2] + hi[b - 2] + 2) >> 2)
+        b -= 1
+    for i in range(a, b):
+        lo[i] += sign * ((hi[i - 1] + hi[i] + 2) >> 2)
+
+
+@njit(nogil=True, cache=True)
+def _seg97(lo, hi, s, e, forward):
+    """SA CDF 9/7 of segment ``[s, e)`` in the Mallat halves of one line."""
+    if e - s == 1:
+        if s & 1:
+            hi[s >> 1] = hi[s >> 1] * SQRT2 if forward else hi[s >> 1] / SQRT2
+        else:
+            lo[s >> 1] = lo[s >> 1] * SQRT2 if forward else lo[s >> 1] / SQRT2
+        return
+    i0, i1, j0, j1 = _bands(s, e)
+    if forward:
+        _predict97(lo, hi, s, e, ALPHA)
+        _update97(lo, hi, s, e, BETA)
+        _predict97(lo, hi, s, e, GAMMA)
+        _update97(lo, hi, s, e, DELTA)
+        for i in range(i0, i1):
+            lo[i] *= LOW_SCALE
+        for j in range(j0, j1):
+            hi[j] *= HIGH_SCALE
+    else:
+        for i in range(i0, i1):
+            lo[i] /= LOW_SCALE
+        for j in range(j0, j1):
+            hi[j] /= HIGH_SCALE
+        _update97(lo, hi, s, e, -DELTA)
+        _predict97(lo, hi, s, e, -GAMMA)
+        _update97(lo, hi, s, e, -BETA)
+        _predict97(lo, hi, s, e, -ALPHA)
+
+
+@njit(nogil=True, cache=True)
+def _seg53(lo, hi, s, e, forward):
+    """SA LeGall 5/3 of segment ``[s, e)`` in the Mallat halves of one line."""
+    if e - s == 1:
+        if s & 1:
+            hi[s >> 1] = 2 * hi[s >> 1] if forward else hi[s >> 1] >> 1
+        return
+    if forward:
+        _predict53(lo, hi, s, e, -1)
+        _update53(lo, hi, s, e, 1)
+    else:
+        _update53(lo, hi, s, e, -1)
+        _predict53(lo, hi, s, e, 1)
+
+
+@njit(nogil=True, cache=True)
+def _line_io(v, m, p, q, t, load, forward):
+    """Line ``(p, q)`` of ``v`` to/from the scratch ``t`` in Mallat order (low half, high half),
+    zero outside the mask; a load returns False when every in-mask value is 0 (line zeroed)."""
+    N = v.shape[2]
+    ns = (N + 1) // 2
+    if load:
+        nz = False
+        for i in range(N):
+            j = (i >> 1) if (i & 1) == 0 else ns + (i >> 1)
+            x = v[p, q, i if forward else j] if m[p, q, i] else 0
+            t[j] = x
+            nz = nz or x != 0
+        if not nz:
+            for i in range(N):
+                v[p, q, i] = 0
+        return nz
+    if forward:
+        for i in range(N):
+            v[p, q, i] = t[i]
+    else:
+        for i in range(N):
+            v[p, q, i] = t[(i >> 1) if (i & 1) == 0 else ns + (i >> 1)]
+    return True
+
+
+@njit(nogil=True, cache=True)
 def _lines53(v, m, forward):
     """SA LeGall 5/3 of every line of the int64 ``v`` ``(P, Q, N)`` along its last axis (any
     layout), in place; ``m`` (uint8, same shape) is the mask of the samples before a forward
     pass (after an inverse one). Out-of-mask outputs are zero."""
     P, Q, N = v.shape
+    ns = (N + 1) // 2
     t = np.empty(N, dtype=np.int64)
+    lo = t[:ns]
+    hi = t[ns:]
     for p in range(P):
         for q in range(Q):
-            if not _load(v, m, p, q, t, forward):
+            if not _line_io(v, m, p, q, t, True, forward):
                 continue
             i = 0
             while i < N:
@@ -178,22 +209,22 @@ def _lines53(v, m, forward):
                     i += 1
                     continue
                 e = _segment_end(m, p, q, i, N)
-                if forward:
-                    _fwd53_seg(t, i, e)
-                else:
-                    _inv53_seg(t, i, e)
+                _seg53(lo, hi, i, e, forward)
                 i = e
-            _store(v, p, q, t, forward)
+            _line_io(v, m, p, q, t, False, forward)
 
 
 @njit(nogil=True, cache=True)
 def _lines97(v, m, forward):
     """:func:`_lines53` for the float64 CDF 9/7."""
     P, Q, N = v.shape
+    ns = (N + 1) // 2
     t = np.empty(N, dtype=np.float64)
+    lo = t[:ns]
+    hi = t[ns:]
     for p in range(P):
         for q in range(Q):
-            if not _load(v, m, p, q, t, forward):
+            if not _line_io(v, m, p, q, t, True, forward):
                 continue
             i = 0
             while i < N:
@@ -201,12 +232,9 @@ def _lines97(v, m, forward):
                     i += 1
                     continue
                 e = _segment_end(m, p, q, i, N)
-                if forward:
-                    _fwd97_seg(t, i, e)
-                else:
-                    _inv97_seg(t, i, e)
+                _seg97(lo, hi, i, e, forward)
                 i = e
-            _store(v, p, q, t, forward)
+            _line_io(v, m, p, q, t, False, forward)
 
 
 # ----------------------------------------------------------------------------- slab kernels
@@ -239,21 +267,35 @@ def _sides(m, p, k, a, b, N):
 
 
 @njit(nogil=True, cache=True)
-def _step53(t, m, p, a, odd, update, sign):
-    """One 5/3 lifting step over the ``odd`` (or even) rows of the Mallat-ordered slab ``t``:
-    ``t[k] += sign * floor((L + R [+ 2]) / (2 | 4))`` for every in-mask, non-single sample."""
+def _codes(m, p, a, code):
+    """Segment role of every sample of slab ``(p, :, a, :)`` (int8 ``(N, Q2)``): 0 outside the
+    mask, 1 both neighbours in the mask, 2 only the left one (a segment end: the left one
+    mirrored), 3 only the right one (a segment start), 4 a one-sample segment."""
     N = m.shape[1]
+    for k in range(N):
+        for b in range(m.shape[3]):
+            if m[p, k, a, b] == 0:
+                code[k, b] = 0
+                continue
+            hl, hr = _sides(m, p, k, a, b, N)
+            code[k, b] = 1 if hl and hr else (2 if hl else (3 if hr else 4))
+
+
+@njit(nogil=True, cache=True)
+def _step53(t, code, odd, update, sign):
+    """One 5/3 lifting step over the ``odd`` (or even) rows of the Mallat-ordered slab ``t``:
+    ``t[k] += sign * floor((L + R [+ 2]) / (2 | 4))`` for every lifted sample (:func:`_codes`)."""
+    N = t.shape[0]
     ns = (N + 1) // 2
     for k in range(1 if odd else 0, N, 2):
         jk, jl, jr = _rows(N, ns, k, odd)
+        ck = code[k]
         for b in range(t.shape[1]):
-            if m[p, k, a, b] == 0:
+            c = ck[b]
+            if c == 0 or c == 4:
                 continue
-            hl, hr = _sides(m, p, k, a, b, N)
-            if not (hl or hr):
-                continue
-            left = t[jl, b] if hl else t[jr, b]
-            right = t[jr, b] if hr else t[jl, b]
+            left = t[jl, b] if c != 3 else t[jr, b]
+            right = t[jr, b] if c != 2 else t[jl, b]
             if update:
                 t[jk, b] += sign * ((left + right + 2) >> 2)
             else:
@@ -261,37 +303,40 @@ def _step53(t, m, p, a, odd, update, sign):
 
 
 @njit(nogil=True, cache=True)
-def _step97(t, m, p, a, odd, coef):
+def _step97(t, code, odd, coef):
     """One 9/7 lifting step: ``t[k] += coef * (L + R)`` (as :func:`_step53`)."""
-    N = m.shape[1]
+    N = t.shape[0]
     ns = (N + 1) // 2
     for k in range(1 if odd else 0, N, 2):
         jk, jl, jr = _rows(N, ns, k, odd)
+        ck = code[k]
+        dst = t[jk]
+        tl = t[jl]
+        tr = t[jr]
         for b in range(t.shape[1]):
-            if m[p, k, a, b] == 0:
+            c = ck[b]
+            if c == 0 or c == 4:
                 continue
-            hl, hr = _sides(m, p, k, a, b, N)
-            if not (hl or hr):
-                continue
-            left = t[jl, b] if hl else t[jr, b]
-            right = t[jr, b] if hr else t[jl, b]
-            t[jk, b] += coef * (left + right)
+            left = tl[b] if c != 3 else tr[b]
+            right = tr[b] if c != 2 else tl[b]
+            dst[b] += coef * (left + right)
 
 
 @njit(nogil=True, cache=True)
-def _scale97(t, m, p, a, forward):
+def _scale97(t, code, forward):
     """Band scaling of the 9/7 (``sqrt(2)`` for one-sample segments), or its inverse."""
-    N = m.shape[1]
+    N = t.shape[0]
     ns = (N + 1) // 2
     for k in range(N):
         odd = (k & 1) == 1
         jk = ns + (k >> 1) if odd else k >> 1
         sc = HIGH_SCALE if odd else LOW_SCALE
+        ck = code[k]
         for b in range(t.shape[1]):
-            if m[p, k, a, b] == 0:
+            c = ck[b]
+            if c == 0:
                 continue
-            hl, hr = _sides(m, p, k, a, b, N)
-            f = sc if (hl or hr) else SQRT2
+            f = SQRT2 if c == 4 else sc
             if forward:
                 t[jk, b] *= f
             else:
@@ -299,17 +344,14 @@ def _scale97(t, m, p, a, forward):
 
 
 @njit(nogil=True, cache=True)
-def _double53(t, m, p, a, forward):
+def _double53(t, code, forward):
     """One-sample segments at odd indices: ``2 x`` (forward) / ``y >> 1`` (inverse)."""
-    N = m.shape[1]
+    N = t.shape[0]
     ns = (N + 1) // 2
     for k in range(1, N, 2):
         jk = ns + (k >> 1)
         for b in range(t.shape[1]):
-            if m[p, k, a, b] == 0:
-                continue
-            hl, hr = _sides(m, p, k, a, b, N)
-            if not (hl or hr):
+            if code[k, b] == 4:
                 t[jk, b] = 2 * t[jk, b] if forward else t[jk, b] >> 1
 
 
@@ -344,18 +386,20 @@ def _slabs53(v, m, forward):
     pre-pass mask (uint8, same shape)."""
     P, N, Q1, Q2 = v.shape
     t = np.empty((N, Q2), dtype=np.int64)
+    code = np.empty((N, Q2), dtype=np.int8)
     for p in range(P):
         for a in range(Q1):
             if not _slab_io(v, m, t, p, a, True, forward):
                 continue
+            _codes(m, p, a, code)
             if forward:
-                _step53(t, m, p, a, True, False, -1)
-                _step53(t, m, p, a, False, True, 1)
-                _double53(t, m, p, a, True)
+                _step53(t, code, True, False, -1)
+                _step53(t, code, False, True, 1)
+                _double53(t, code, True)
             else:
-                _double53(t, m, p, a, False)
-                _step53(t, m, p, a, False, True, -1)
-                _step53(t, m, p, a, True, False, 1)
+                _double53(t, code, False)
+                _step53(t, code, False, True, -1)
+                _step53(t, code, True, False, 1)
             _slab_io(v, m, t, p, a, False, forward)
 
 
@@ -364,22 +408,24 @@ def _slabs97(v, m, forward):
     """:func:`_slabs53` for the float64 CDF 9/7."""
     P, N, Q1, Q2 = v.shape
     t = np.empty((N, Q2), dtype=np.float64)
+    code = np.empty((N, Q2), dtype=np.int8)
     for p in range(P):
         for a in range(Q1):
             if not _slab_io(v, m, t, p, a, True, forward):
                 continue
+            _codes(m, p, a, code)
             if forward:
-                _step97(t, m, p, a, True, ALPHA)
-                _step97(t, m, p, a, False, BETA)
-                _step97(t, m, p, a, True, GAMMA)
-                _step97(t, m, p, a, False, DELTA)
-                _scale97(t, m, p, a, True)
+                _step97(t, code, True, ALPHA)
+                _step97(t, code, False, BETA)
+                _step97(t, code, True, GAMMA)
+                _step97(t, code, False, DELTA)
+                _scale97(t, code, True)
             else:
-                _scale97(t, m, p, a, False)
-                _step97(t, m, p, a, False, -DELTA)
-                _step97(t, m, p, a, True, -GAMMA)
-                _step97(t, m, p, a, False, -BETA)
-                _step97(t, m, p, a, True, -ALPHA)
+                _scale97(t, code, False)
+                _step97(t, code, False, -DELTA)
+                _step97(t, code, True, -GAMMA)
+                _step97(t, code, False, -BETA)
+                _step97(t, code, True, -ALPHA)
             _slab_io(v, m, t, p, a, False, forward)
 
 
