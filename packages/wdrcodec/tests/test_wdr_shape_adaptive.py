@@ -383,3 +383,12 @@ def test_slab_kernels_equal_the_line_kernels(lossless):
         mt = np.ascontiguousarray(np.swapaxes(m, axis, 2))
         ct, _ = shape_adaptive.forward_sa(xt, mt, (lv[2], lv[1], lv[0]) if axis == 0 else (0, 0, 2), lossless, False)
         np.testing.assert_allclose(c, np.swapaxes(ct, axis, 2), rtol=0, atol=1e-9)
+
+
+def test_thread_count_does_not_change_masked_files(masked):
+    big = np.concatenate([masked] * 4, axis=1)  # 12 x 192 x 40: passes split over threads
+    for kw in ({"lossless": True, "coder": "ctx"}, {"bpv": 1.0}):
+        one = wdrcodec.encode(big, threads=1, **kw)
+        assert one == wdrcodec.encode(big, threads=2, **kw)
+        dec = wdrcodec.decode_full(one, limits=DecodeConfig(threads=2)).array
+        np.testing.assert_array_equal(dec, wdrcodec.decode(one))
