@@ -373,3 +373,45 @@ def test_pool_error_cancels_queued_tasks():
                 gate.set()
     time.sleep(0.05)
     assert len(ran) < 40  # queued tasks were cancelled, not all run
+
+
+def test_decoder_work_arrays_live_only_while_a_pool_is_open():
+    """Inside a pool each thread reuses one set of decoder work arrays (grown on demand); the
+    calling thread's set is dropped when the pool closes, so nothing stays allocated."""
+    assert parallel.decoder_workspace(10) is None  # no pool: the decoder allocates
+    with parallel.Pool(1):
+        a = parallel.decoder_workspace(100)
+        assert a is not None and len(a) == 6 and all(w.shape[0] >= 100 for w in a)
+        assert parallel.decoder_workspace(50) is a  # reused
+        b = parallel.decoder_workspace(1000)
+        assert b is not a and all(w.shape[0] >= 1000 for w in b)
+        with parallel.Pool(1):  # a nested pool shares the set and leaves it in place
+            assert parallel.decoder_workspace(10) is b
+        assert parallel.decoder_workspace(10) is b
+    assert parallel.decoder_workspace(10) is None
+    with parallel.Pool(2) as pool:
+        got = pool.map(lambda _: parallel.decoder_workspace(10) is not None, range(4))
+    assert all(got) and parallel.decoder_workspace(10) is None
+
+
+def test_reused_work_arrays_decode_the_same(series):
+    """Decodes through reused (dirty, longer) work arrays equal fresh-array decodes, at every
+    prefix; decode_into refuses work arrays that are too short."""
+    from wdrcodec.container import internal_shape, split
+    from wdrcodec.layout import make_layout
+
+    blob = wdrcodec.encode(series[0], bpv=1.0, background="off")
+    sp = split(blob)
+    h = sp.header
+    lay = make_layout(internal_shape(h.shape, h.order), h.grouping, h.levels, h.packet)
+    scale = 2.0**-h.frac_bits
+    work = tuple(np.full(lay.n + 7, 123, dtype=w.dtype) for w in coder.workspace(1))
+    for cut in (len(sp.payload), len(sp.payload) // 3, 40):
+        fresh = coder.decode_into(sp.payload[:cut], h.top, h.nplanes, lay.classes, scale, lay.boxes)
+        reused = coder.decode_into(
+            sp.payload[:cut], h.top, h.nplanes, lay.classes, scale, lay.boxes, work
+        )
+        assert fresh.status == reused.status
+        assert np.array_equal(fresh.rec, reused.rec)
+    with pytest.raises(ValueError, match="work"):
+        coder.decode_into(sp.payload, h.top, h.nplanes, lay.classes, scale, lay.boxes, work[:5])

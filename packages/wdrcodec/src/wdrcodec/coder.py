@@ -885,10 +885,18 @@ def decode_midpoints(
 
 
 def decode_into(
-    payload: bytes, top: int, nplanes: int, cls: np.ndarray, scale: float, boxes: np.ndarray
+    payload: bytes,
+    top: int,
+    nplanes: int,
+    cls: np.ndarray,
+    scale: float,
+    boxes: np.ndarray,
+    work: tuple[np.ndarray, ...] | None = None,
 ) -> Midpoints:
     """Like :func:`decode_midpoints`, but ``rec`` is the concatenated block coefficients
-    (``boxes``: the layout's scan boxes), written directly: no scan-order array, no scatter."""
+    (``boxes``: the layout's scan boxes), written directly: no scan-order array, no scatter.
+    ``work``: the decoder's work arrays (:func:`workspace`, at least ``cls.size`` long each;
+    their contents are ignored), to reuse them across decodes; None allocates them."""
     n = cls.size
     if n >= 2**31:
         raise WdrError("more than 2**31 - 1 coefficients: split the array")  # int32 indices
@@ -903,7 +911,12 @@ def decode_into(
     e8 = np.zeros(0, dtype=np.uint8)
     sizes = (boxes[:, 4] - boxes[:, 3]) * (boxes[:, 6] - boxes[:, 5]) * (boxes[:, 8] - boxes[:, 7])
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    ws = workspace(n)
+    if work is None:
+        ws = workspace(n)
+    else:
+        if len(work) != 6 or any(w.shape[0] < n for w in work):
+            raise ValueError("decode_into: work must be 6 arrays of at least cls.size values")
+        ws = tuple(w[:n] for w in work)
     status, _planes = wdr_decode_ws(
         data,
         nbytes,

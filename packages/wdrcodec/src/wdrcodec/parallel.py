@@ -134,10 +134,15 @@ class Pool:
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, int(threads))
         self._ex: ThreadPoolExecutor | None = None
+        self._owns_scratch = False
 
     def __enter__(self) -> Pool:
         if self.threads > 1:
-            self._ex = ThreadPoolExecutor(self.threads, thread_name_prefix="wdrcodec")
+            self._ex = ThreadPoolExecutor(
+                self.threads, thread_name_prefix="wdrcodec", initializer=_scratch_on
+            )
+        else:
+            self._owns_scratch = _scratch_on()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -145,6 +150,9 @@ class Pool:
             # on an error or Ctrl-C, start no further task (running kernels end on their own)
             self._ex.shutdown(wait=True, cancel_futures=exc[0] is not None)
             self._ex = None
+        elif self._owns_scratch:
+            _scratch_off()
+            self._owns_scratch = False
 
     def map(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
         """``[fn(x) for x in items]``, on the pool's threads; exceptions propagate."""
@@ -153,6 +161,38 @@ class Pool:
         if self._ex is None or len(items) <= 1:
             return [fn(x) for x in items]
         return list(self._ex.map(fn, items))
+
+
+# Decoder work arrays, reused by the decodes of one thread while a pool is open (the volumes of
+# a 4D series: no page faults, no allocation, after the first), and freed with the pool: a
+# worker thread's ``threading.local`` goes when the pool joins it, the calling thread's (a
+# one-thread pool runs its tasks inline) when the pool's ``with`` block ends.
+_SCRATCH = threading.local()
+
+
+def _scratch_on() -> bool:
+    """Start reusing work arrays on this thread; False when it already does (nested pool)."""
+    if getattr(_SCRATCH, "work", None) is not None:
+        return False
+    _SCRATCH.work = {}
+    return True
+
+
+def _scratch_off() -> None:
+    _SCRATCH.work = None
+
+
+def decoder_workspace(n: int) -> tuple[np.ndarray, ...] | None:
+    """This thread's reusable :func:`wdrcodec.coder.workspace` of at least ``n`` values while a
+    pool is open on it (grown when a larger one is asked for), else None (allocate)."""
+    cache = getattr(_SCRATCH, "work", None)
+    if cache is None:
+        return None
+    ws = cache.get("wdr")
+    if ws is None or ws[0].shape[0] < n:
+        ws = coder.workspace(n)
+        cache["wdr"] = ws
+    return ws
 
 
 # CPU accounting for the benchmark (:mod:`wdrcodec.parallel_bench`): with ``_ACCOUNT`` a dict,
@@ -359,7 +399,8 @@ def decode_stream(
     n = cls.size
     b = np.ascontiguousarray(boxes, dtype=np.int64)
     if box_class is None:
-        m = coder.decode_into(payload, top, nplanes, cls, scale, b)  # GIL-free, numpy work arrays
+        # GIL-free; numpy work arrays, reused across the volumes a thread decodes in one call
+        m = coder.decode_into(payload, top, nplanes, cls, scale, b, decoder_workspace(n))
         return m.rec, int(m.status)
     flat = np.zeros(n, dtype=np.float64)
     if nplanes <= 0:
