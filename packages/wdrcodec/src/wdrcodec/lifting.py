@@ -314,12 +314,12 @@ def _inv97_yx(v, t, tmp):
 
 @njit(nogil=True, cache=True)
 def _any_nz_rows(m2, off, i0, i1, nq):
-    """True when a row ``m2[k, off:off + nq]``, ``i0 <= k < i1``, holds a nonzero value."""
+    """True when a row ``m2[k, off:off + nq]``, ``i0 <= k < i1``, holds a nonzero value (or
+    -0.0). A whole row's bits are OR-ed at once (vectorised), the exit is between rows."""
+    u2 = m2.view(np.uint64)
     for k in range(i0, i1):
-        r = m2[k, off : off + nq]
-        for b in range(nq):
-            if r[b] != 0.0:
-                return True
+        if _chunk_nz(u2[k], off, off + nq):
+            return True
     return False
 
 
@@ -419,6 +419,7 @@ def inv97_box_yx_plain(v3, n0, n1, n2, t, tmp):
 NZ_CHUNK = 16  # values: granularity of the nonzero spans of a line
 COL_CHUNK = 32  # columns: granularity of the windows of the Y pass
 MARGIN = 2  # half-index samples added on each side of a nonzero span (the support growth)
+WIDE = 4  # a window wider than 1/WIDE of a line (or a column chunk) is lifted whole
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -594,7 +595,7 @@ def _yx_slice(m2, n1, n2, t, tmp, xa, xb, ca, cb):
                 u0 = min(u0, b0 - ns)
                 u1 = max(u1, b1 - ns)
             w0, w1 = _window(u0, u1, ns)
-            if 2 * (w1 - w0) >= ns:
+            if WIDE * (w1 - w0) >= ns:
                 _inv97_line_hi(r, t, b1 > 0)
                 xa[q] = 0
                 xb[q] = n2
@@ -621,14 +622,23 @@ def _yx_slice(m2, n1, n2, t, tmp, xa, xb, ca, cb):
                 ca[c] = h
             if h + 1 > cb[c]:
                 cb[c] = h + 1
-    # runs of dense chunks are lifted whole (one call), sparse ones in their windows
+    # a slab whose windows would cover half of it is lifted whole (one call: narrow calls
+    # cost more per value); else runs of dense chunks whole, sparse chunks in their windows
+    work = 0
+    for c in range(nch):
+        if ca[c] < cb[c]:
+            w0, w1 = _window(ca[c], cb[c], ns)
+            work += (w1 - w0) * min(COL_CHUNK, n2 - c * COL_CHUNK)
+    if 2 * work >= ns * n2:
+        _inv97_rows(m2, 0, n1, n2, tmp)
+        return
     c = 0
     while c < nch:
         if ca[c] >= cb[c]:
             c += 1
             continue
         w0, w1 = _window(ca[c], cb[c], ns)
-        if 2 * (w1 - w0) < ns:
+        if WIDE * (w1 - w0) < ns:
             off = c * COL_CHUNK
             _inv97_rows_win(m2, off, n1, min(COL_CHUNK, n2 - off), tmp, w0, w1)
             c += 1
@@ -636,7 +646,7 @@ def _yx_slice(m2, n1, n2, t, tmp, xa, xb, ca, cb):
         e = c + 1
         while e < nch and ca[e] < cb[e]:
             v0, v1 = _window(ca[e], cb[e], ns)
-            if 2 * (v1 - v0) < ns:
+            if WIDE * (v1 - v0) < ns:
                 break
             e += 1
         off = c * COL_CHUNK
