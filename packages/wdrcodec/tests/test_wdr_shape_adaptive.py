@@ -392,3 +392,14 @@ def test_thread_count_does_not_change_masked_files(masked):
         assert one == wdrcodec.encode(big, threads=2, **kw)
         dec = wdrcodec.decode_full(one, limits=DecodeConfig(threads=2)).array
         np.testing.assert_array_equal(dec, wdrcodec.decode(one))
+
+
+def test_auto_leaves_the_mode_off_when_the_mask_would_crowd_a_low_rate(masked):
+    om = mask.choose_mask(masked.astype(np.int64)[None], "auto", "3d")
+    low = 4 * 8 * len(om.data) / masked.size * 0.9  # the mask would be > 1/4 of the file
+    b = wdrcodec.encode(masked, bpv=low)
+    assert wdrcodec.read_header(b).mask_data is None and len(b) == int(low * masked.size / 8)
+    hi = wdrcodec.encode(masked, bpv=low * 1.2)
+    assert wdrcodec.read_header(hi).mask_data is not None
+    with pytest.raises(WdrError, match="header bytes"):  # forced on: the mask does not fit
+        wdrcodec.encode(masked, bpv=0.9 * 8 * len(om.data) / masked.size, background="on")

@@ -57,6 +57,10 @@ MAX_LEVELS_Q = 2**30  # largest quantised float value the coder accepts
 # below it a stream's adaptive models cost more than the threads gain (dipy small_64D, 65
 # volumes of 10x10x10: -0.8 to -1.3 dB and lossless 2.30 -> 2.21 when split).
 MIN_STREAM_VOXELS = 1 << 16
+# --background auto with --bpv: the shape-adaptive mode stays off when its coded mask would take
+# more than this share of the file's byte budget (at very low rates the mask would crowd out
+# the coefficients, or not fit at all)
+MAX_MASK_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -449,6 +453,10 @@ def _encode_internal(
     lossless = cfg.lossless
     wavelet = None if cfg.wavelet == BUILTIN_WAVELET else cfg.wavelet
     om = None if wavelet is not None else choose_mask(q4, cfg.background, cfg.mode)
+    if om is not None and cfg.background == "auto" and cfg.bpv is not None:
+        # a mask that would take more than MAX_MASK_SHARE of a fixed byte budget: off
+        if len(om.data) > MAX_MASK_SHARE * math.floor(cfg.bpv * a.size / 8):
+            om = None
     mask4 = None if om is None else om.mask
     lay = None if split_streams else make_layout(q4.shape, grouping, cfg.levels, cfg.packet)
     if split_streams:  # value range and exact integer sum per volume, on the threads

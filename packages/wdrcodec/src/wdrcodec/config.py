@@ -158,7 +158,8 @@ class EncodeConfig:
             "help": "shape-adaptive mode for masked volumes (--mode 3d, built-in wavelets): the "
             "voxels equal to the volume's minimum are a background, coded as a binary mask, and "
             "the wavelets transform only the object; auto: on when at least 20%% of the voxels "
-            "equal the minimum and the coded mask costs at most 0.125 bits/voxel; on: whenever "
+            "equal the minimum and the coded mask costs at most 0.125 bits/voxel (and, with --bpv, "
+            "at most a quarter of the file); on: whenever "
             "some voxel does; off: never"
         },
     )
