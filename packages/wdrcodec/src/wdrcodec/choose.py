@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 FRAC_BITS = 4  # the codec's lossy fixed-point scale (codec.FRAC_BITS; not imported: no cycle)
 NBITS = 66  # bit-length bins (magnitudes stay below 2**64)
+DENSE = 0.1  # from this fraction of new ones per plane on, positions are counted blind
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ def rd_curve(
     lossless: bool,
     max_bits: float = math.inf,
     min_dist: float = -math.inf,
+    dense: float = DENSE,
 ) -> RDCurve:
     """Modelled rate and distortion of WDR bit-plane coding, plane by plane (module docstring).
 
@@ -203,53 +205,59 @@ def rd_curve(
         Stop after the first plane past ``max_bits`` bits or at or below ``min_dist``.
 
     Only the coefficients that can become significant before the stop are followed one by one
-    (the ``max_bits`` largest, at least: each new one costs at least a bit); the others are
-    counted between them, which gives the same gaps.
+    (those of the planes down to one below where a position-blind count of ``max_bits`` ends,
+    more if the budget reaches further); the others are counted between them, which gives the
+    same gaps.
     """
     ge = np.cumsum(counts[::-1])[::-1]  # ge[L] = count(bit length >= L)
     ege = np.cumsum(energy[::-1])[::-1]
     total = float(energy.sum())
     nz = np.flatnonzero(counts[1:])
     top = int(nz[-1]) if nz.size else -1  # highest plane holding a magnitude
-    lmin = 1
-    if math.isfinite(max_bits) and top >= 0:
-        # the plane where a position-blind count of the same bits ends, one plane lower
-        planes = np.arange(top, -1, -1)
-        sig, before = ge[planes + 1], ge[planes + 2]
-        ics, k = counts.sum() - before, sig - before
-        q = np.divide(k, ics, out=np.zeros(planes.size), where=ics > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            h = np.nan_to_num(-(q * np.log2(q) + (1 - q) * np.log2(1 - q)))
-        blind = np.cumsum(ics * h + k + before)
-        end = int(np.searchsorted(blind, max_bits))  # index of the plane past the budget
-        lmin = max(1, int(planes[min(end, planes.size - 1)]))
-    while True:
-        bits, dist = [0.0], [total]
-        act = np.flatnonzero(scan >= lmin)  # followed coefficients, scan positions
-        lab = scan[act]
-        before = act - np.arange(act.size)  # others ahead of each one in the scan
-        n_other = scan.size - act.size
-        done = False
-        for p in range(top, lmin - 2, -1):
+    if top < 0:
+        return RDCurve(np.zeros(1), np.full(1, total))
+    # position-blind cost of every plane (top first): the new ones at their entropy among the
+    # insignificant ones, signs, refinement bits
+    planes = np.arange(top, -1, -1)
+    sig, old = ge[planes + 1], ge[planes + 2]
+    ics, k = counts.sum() - old, sig - old
+    q = np.divide(k, ics, out=np.zeros(planes.size), where=ics > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = np.nan_to_num(-(q * np.log2(q) + (1 - q) * np.log2(1 - q)))
+    blind = ics * h + k + old
+    # gaps are followed down to the first dense plane (there positions are about random and
+    # the blind count is the same) or one plane below where the blind count reaches max_bits
+    dense_at = np.flatnonzero(q >= dense)
+    last = int(dense_at[0]) - 1 if dense_at.size else planes.size - 1  # last gap plane index
+    if math.isfinite(max_bits):
+        last = min(last, int(np.searchsorted(np.cumsum(blind), max_bits)) + 1)
+    last = max(min(last, planes.size - 1), -1)
+    lmin = int(planes[last]) + 1 if last >= 0 else top + 2  # bit length of its new ones
+    bits, dist = [0.0], [total]
+    act = np.flatnonzero(scan >= lmin)  # followed coefficients, scan positions
+    lab = scan[act]
+    before = (act - np.arange(act.size)).astype(np.int32)  # others ahead of each in scan
+    n_other = scan.size - act.size
+    for i, p in enumerate(planes):
+        if i <= last:
             new = lab == p + 1
             idx = np.flatnonzero(new)
             pos = before[idx] + idx  # positions in the (renumbered) insignificant list
             gaps = np.diff(pos, prepend=-1, append=n_other + lab.size).astype(np.float64)
             gl = np.frexp(gaps)[1]
             cost = gl.size * _entropy(np.bincount(gl)) + float((gl - 1).sum())
-            cost += pos.size + float(ge[p + 2])  # signs, refinement bits
-            if pos.size:
+            cost += idx.size + float(ge[p + 2])  # signs, refinement bits
+            if idx.size and i < last:
                 keep = ~new
                 lab, before = lab[keep], before[keep]
-            bits.append(bits[-1] + cost)
-            t2 = 0.0 if (p == 0 and lossless) else (2.0**p) ** 2 / 12.0
-            dist.append(total - float(ege[p + 1]) + float(ge[p + 1]) * t2)
-            if bits[-1] > max_bits or dist[-1] <= min_dist:
-                done = True
-                break
-        if done or lmin <= 1:
-            return RDCurve(np.asarray(bits), np.asarray(dist))
-        lmin = max(1, lmin - 3)  # the budget reaches further down: follow more coefficients
+        else:
+            cost = float(blind[i])
+        bits.append(bits[-1] + cost)
+        t2 = 0.0 if (p == 0 and lossless) else (2.0**p) ** 2 / 12.0
+        dist.append(total - float(ege[p + 1]) + float(ge[p + 1]) * t2)
+        if bits[-1] > max_bits or dist[-1] <= min_dist:
+            break
+    return RDCurve(np.asarray(bits), np.asarray(dist))
 
 
 def _dist_at(curve: RDCurve, budget: float) -> float:
@@ -401,7 +409,8 @@ def _decide(
         return rd_curve(s.scans[packet], s.counts[packet], s.energy[packet], lossless, **stop)
 
     if rate is None and mse is None:  # lossless, the whole stream
-        ratio = curve(True).bits[-1] / max(curve(False).bits[-1], 1e-300)
+        # every plane's gaps (most of a lossless stream is in the dense planes)
+        ratio = curve(True, dense=2.0).bits[-1] / max(curve(False, dense=2.0).bits[-1], 1e-300)
         packet = bool(ratio < 1.0 - cfg.margin_size)
         why = f"modelled lossless size packet/dyadic {ratio:.4f} (margin {cfg.margin_size:g})"
         return PacketChoice(packet, nan, float(ratio), s.voxels, why)
