@@ -403,3 +403,71 @@ def test_auto_leaves_the_mode_off_when_the_mask_would_crowd_a_low_rate(masked):
     assert wdrcodec.read_header(hi).mask_data is not None
     with pytest.raises(WdrError, match="header bytes"):  # forced on: the mask does not fit
         wdrcodec.encode(masked, bpv=0.9 * 8 * len(om.data) / masked.size, background="on")
+
+
+# ----------------------------------------------------------------------------- old files
+# Files written by wdrcodec before the shape-adaptive mode (commit 2305c13), zlib + base64, of
+# the masked volume below: they decode exactly as before and the encoder with the mode off
+# writes them again byte for byte (the context coder's skip support changes nothing else).
+OLD_CTX_LOSSLESS = (
+    "eNpljXk0FI4exWdp7BpZsgyDSEJ2xvZjLFnL2McajRjGViaFsTR+1uglW9nJYLIlyi4K2XfZd7JFyjLG/nq/9855"
+    "73fe55x77vfeP+43Bq1jxszAwwAGaAKyAADAPC3gL8AXABAGACMASPM7sP8W628BAf8FeOF/QvxD5L+PnxqAvzGv"
+    "8ff+//1fmzT/efzXPhB0foLtCKibcNiWAqKLOmoqQnwxywxsrmcRpnF3PO2LEpL0Rcx1p8ezr6K4rxm7itIMS1yS"
+    "Xa0vsi2UvSmWWjTxqFCZaI9EgvmVopO3e9jHcsiGszoUz8ZDRPjJZ/27Pujd65mKs8mFieJ7C9Vzj0kbMmwy+PdQ"
+    "vGJsDsWXr1qCV0sL6lVyRtwloJ5lvvuqLUBogk9xW4M95a/N/IS+xvkrGaaHW2lxPZUOQIacP5cDKChib0oB8gjp"
+    "fRn3Gxq59CO8N+XR7mG4kWb+/sPDDdR4vZHI4yb5G+dNz8pO3o36DRlZdsnEQSryedsDlvY9ocdwax7hT8lvjj3X"
+    "SV9yXAJRPI65aMRuqAOH5ZHJZwR9n3Gt39yt5joy0T9aPXIPkDUj4180C5iX8+bKrbLIJ2x1N277rF3Jdk0qBvJ2"
+    "n09NJ9Hb8c2RhGdLCefmgvKGh2cVdPQMgcy5tvEzrN0ryLWH6rCF77YQPiGlsntzbpv9Y8rzMF2dUEz7fGZLc6zc"
+    "hgkuMNGwXCFJBd5fHc3sexxFmZkHljryKuMMw9RMFBn3HSAkkjlyYqftu5BT5ogZMDhkVr/3vlL89+H7zazpfyJu"
+    "vWeOWzwSdLfeYcsQYIKhU/pg9nfv++LDxIG06UpA+48F/ZL8vNgzy1/kc00GLmJgpreNgdMe/yDlHK4V/ql41o/Y"
+    "w11u1bg/FYg9tWZzoo2YRIQiNPBwQkqp5rHUvLTvgUwpPS8FU+hGFYfoikR6q4FEdLPkiFvvHcjO0ZpbglYKxBku"
+    "gL2omXyoZYRxhO+NHRNPYYNhx8sGF4YQzUmWUb+cD6Lq8e1ai2pwur4YngK5GG2hTdCihqBwChLaOefy3LkohokE"
+    "SEGKzdovGppmvDT0aCWPpqIeFJORg94WNXT8ZZlhP4IbllLc0uwegy5CO6f19O2rsA4/u7aPzlz2FgndVUNPKGEa"
+    "3VPSXq7HYNdXjXIK8WQVks0W/NEwajrZhl6sUKIKTnJNu7M+vAGJYX+VQyXo36x/yllfcEM4UQAHpf9cOCzVY+xr"
+    "0tmbMJpQLPiw1Iw6hvjyhOW0fZsxLrJ/gLpLhRpp32YQNqvhr5lj4ZZxdpwPOD9toeB9HYC6sLeYOSmYzQ7paIms"
+    "kSfJOXsMcRaNpDkvAeoyu5LrHmKd5B4IS05zL5TBxejuqw7DtblG2lpLC1fImQe0kpiotpH3TafVB1b3pJkhEgzP"
+    "9XAdsuOkAPPE1vgkEFLutffHiW2P0Lq+jlRoTENqgwJFCWTRYjgHSfXq+bJ/kOi+wkjHZ84dCcxBugswTJQnZ0Au"
+    "nptkRSytHOK0ZD9WSCiPlsEFricOBg7FWyY5PVXM0usKKD98df28kTkbz9lOu+zG1hhuzhle8o3gueLhbxdlz/gk"
+    "k/0STdZs5yRp9QiJjXRAMe/zP1AX5JJXOTwDbWS74umMeo92T2NPBFvzSggBHgdLn5bLVGo7KvqEb4gNgii1sIFw"
+    "HbzP5CGKweXFiyRdO5RZJl5G4g9zDq+aKCKAjkXOBieAMZCfLFilnoyatazLe89b/wxSxeW55Mz5Xf6Wb29aaaYL"
+    "LSH0GzvLpLOtOKc2MvHWiVPLWe1SuR4sYaZDape31d98qqyEEesgCvj1u9MyIB8oIuauU7m2yNxZbm7V6gj0I4am"
+    "2NXPR8rma1dWkL3Y67RIrZD48qhocO8sOg9EiyKQE1K+xlaHTZWlpWdU8HxS78PANEYc6DZv7zZfw75QpXOxSiSS"
+    "qxUgfFwO2hzRSS/f5OZCDV4wP0qUec7IXnzFUiNtQmBAte1eDj8pjiU2vT2klOsITBp9p+xREiXYeSBxyy24W0/8"
+    "+jlf1g9z5TTJYRMdFg2DRrN97iHDeesp5XDs6uQ1I7WrWB/fNJZpsriHmyBmaSF2K1p4TIPoWLB8Wp7Qsv7c+5p2"
+    "r44aXnqQ/ZZslfQam7xC70SPtS0cBgp+fKtrs6yPKjHOWj+oQeasCwre4odOIxbiLVRhQsbD4fTtQtR68MlI4gin"
+    "dIviBwzNwq8/3Lls+xhwIrQrEjYHxpXwAkHnDW9VCqrgi0vAUvHO+tNBGyu9+J3lxII/if+wPa7cVLGIDbMzK6N7"
+    "MUbuZ2atSAPrwyBmQFWbA07HFUEmhAf12QfCSgJeQbYedfwrynlx5eXW1GbN+1/3snmp3R21ocweTS2mGzOs7bkV"
+    "E1F9y6kcOwU9L1m97vjT+SsKbL4riHwptAddPBHv81XP7lBUF04YlL9kOXWEQ/sl3G1G14oyRYq2pL/eq74ql57b"
+    "enVE85GraI8t18RxrovRt13wbryAgRoFxjZp8lUZrUO56kgXpOfuDzjFTXv62Y07Y5lx5thXhHDUYqlRHk33GMLZ"
+    "P6p+su4JB0mkvVofd2HMhvuOW2zynXwmFUZZtpETgxrS2gWDneLLbmh/GcTF05p8tj+4I2AScEwCh0W0dxepus5u"
+    "OWrWG0K+jTfFDoCT8wvSw+kr37JylMi7Cd2rzytadZtka0m5GF+4xtpOXv/We2VwTq1a6tB17AOP5sUm9RrA20Bk"
+    "LD9jEBiJpn8w1TYY+dFgudVieLBnKjd/XWbGMg/kl395tXto4ofkKFvtZPBb9KPwiQy8ihd1QHapo4PiWMudbYXI"
+    "Tm4W1xlvWDJ42PCDJI9SdZkqMvWUeD0ZN36xba09oOOxUkU252nnwEjQQCPKq6CE55/VJvQJ"
+)
+OLD_WDR_1_5BPV = (
+    "eNrrDHcJ4uWS4mJiYGCYB8TfGSCAmYWBVYBBkIWRDcgRAWIhIGZkQABGFgj9J7cr8HBHiQOE98GeAQU8sEcVx6RB"
+    "ZrJBLQabz8j0/w/L/e5FZU02XhJl0S8mHzE8su7CibnJ000PLOiSKlOy+vOj83dh5frnr9/r77bauG2ZUKDS5cd/"
+    "OJ9wyGv5xJVaJvGu9jpSK5b0n+Xm1F2GU8/cseD4w3hp/5mNX60uVqvenfRlw/+oC480/T1W/9rewTvt6NNff9cu"
+    "V11/9d6LtL2ZcpvOhN3qmrSrgKVM+8+f6SLh/2b7/7ym+sZ+IQ8P1/Z96ckZE5ZUPLv1bLuKY2/D5BsZjf9eezJk"
+    "bJ/IsCwo70lw56R/nZfe1B8/uD+xVCzsFYegnLA3H2fzmf3npM31kxce2G9VfWD1tpXbrbo4NQ99kOBsff9lxvG/"
+    "IuIm07Jt5nxo8hKv4D/B9qsAAPUAmCs="
+)
+
+
+def _old_volume() -> np.ndarray:
+    z, y, x = np.meshgrid(np.arange(6), np.arange(20), np.arange(18), indexing="ij")
+    inside = ((y - 9.5) / 8) ** 2 + ((x - 8.5) / 7) ** 2 + ((z - 2.5) / 4) ** 2 < 1
+    v = 600 + ((x * 7 + y * 13 + z * 29) % 97) * 3 + 10 * x
+    return np.where(inside, v, 0).astype(np.int16)
+
+
+def test_files_from_before_the_mode_decode_and_reencode_identically():
+    import base64
+
+    vol = _old_volume()
+    old_ll = zlib.decompress(base64.b64decode(OLD_CTX_LOSSLESS))
+    old_lossy = zlib.decompress(base64.b64decode(OLD_WDR_1_5BPV))
+    np.testing.assert_array_equal(wdrcodec.decode(old_ll), vol)
+    assert wdrcodec.encode(vol, lossless=True, coder="ctx", background="off") == old_ll
+    assert wdrcodec.encode(vol, bpv=1.5, background="off") == old_lossy
+    assert wdrcodec.read_header(wdrcodec.encode(vol, lossless=True)).mask_data is not None
