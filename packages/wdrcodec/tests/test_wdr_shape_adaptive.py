@@ -470,4 +470,6 @@ def test_files_from_before_the_mode_decode_and_reencode_identically():
     np.testing.assert_array_equal(wdrcodec.decode(old_ll), vol)
     assert wdrcodec.encode(vol, lossless=True, coder="ctx", background="off") == old_ll
     assert wdrcodec.encode(vol, bpv=1.5, background="off") == old_lossy
-    assert wdrcodec.read_header(wdrcodec.encode(vol, lossless=True)).mask_data is not None
+    on = wdrcodec.encode(vol, lossless=True, coder="ctx", background="on")
+    assert wdrcodec.read_header(on).mask_data is not None and on != old_ll
+    np.testing.assert_array_equal(wdrcodec.decode(on), vol)
