@@ -394,6 +394,32 @@ def test_decoder_work_arrays_live_only_while_a_pool_is_open():
     assert all(got) and parallel.decoder_workspace(10) is None
 
 
+def test_decoder_output_is_reused_only_once_released():
+    """A pool's output array comes back zero-filled, and only when no result (or view of one)
+    still holds it; without a pool there is none."""
+
+    def addr(a: np.ndarray) -> int:
+        return a.__array_interface__["data"][0]
+
+    assert parallel.decoder_output(10) is None
+    with parallel.Pool(1):
+        a = parallel.decoder_output(100)
+        a[:] = 7.0
+        b = parallel.decoder_output(100)  # a still alive: a different array
+        assert not np.shares_memory(a, b) and not b.any()
+        held = addr(b)
+        b[3] = 1.0
+        view = b.reshape(10, 10)
+        del a, b
+        c = parallel.decoder_output(100)
+        assert addr(c) != held  # a view of the previous result is still alive
+        del view, c
+        d = parallel.decoder_output(60)
+        assert not d.any() and d.shape == (60,) and d.dtype == np.float64
+        e = parallel.decoder_output(60)
+        assert not np.shares_memory(d, e)
+
+
 def test_reused_work_arrays_decode_the_same(series):
     """Decodes through reused (dirty, longer) work arrays equal fresh-array decodes, at every
     prefix; decode_into refuses work arrays that are too short."""
@@ -406,6 +432,7 @@ def test_reused_work_arrays_decode_the_same(series):
     lay = make_layout(internal_shape(h.shape, h.order), h.grouping, h.levels, h.packet)
     scale = 2.0**-h.frac_bits
     work = tuple(np.full(lay.n + 7, 123, dtype=w.dtype) for w in coder.workspace(1))
+    fresh_full = coder.decode_into(sp.payload, h.top, h.nplanes, lay.classes, scale, lay.boxes)
     for cut in (len(sp.payload), len(sp.payload) // 3, 40):
         fresh = coder.decode_into(sp.payload[:cut], h.top, h.nplanes, lay.classes, scale, lay.boxes)
         reused = coder.decode_into(
@@ -415,3 +442,8 @@ def test_reused_work_arrays_decode_the_same(series):
         assert np.array_equal(fresh.rec, reused.rec)
     with pytest.raises(ValueError, match="work"):
         coder.decode_into(sp.payload, h.top, h.nplanes, lay.classes, scale, lay.boxes, work[:5])
+    out = np.zeros(lay.n)
+    into = coder.decode_into(sp.payload, h.top, h.nplanes, lay.classes, scale, lay.boxes, out=out)
+    assert into.rec is out and np.array_equal(out, fresh_full.rec)
+    with pytest.raises(ValueError, match="out"):
+        coder.decode_into(sp.payload, h.top, h.nplanes, lay.classes, scale, lay.boxes, out=out[1:])

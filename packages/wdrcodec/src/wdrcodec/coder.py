@@ -892,15 +892,23 @@ def decode_into(
     scale: float,
     boxes: np.ndarray,
     work: tuple[np.ndarray, ...] | None = None,
+    out: np.ndarray | None = None,
 ) -> Midpoints:
     """Like :func:`decode_midpoints`, but ``rec`` is the concatenated block coefficients
     (``boxes``: the layout's scan boxes), written directly: no scan-order array, no scatter.
     ``work``: the decoder's work arrays (:func:`workspace`, at least ``cls.size`` long each;
-    their contents are ignored), to reuse them across decodes; None allocates them."""
+    their contents are ignored), to reuse them across decodes; None allocates them. ``out``:
+    a zero-filled C-contiguous float64 ``(cls.size,)`` array to decode into (it is the
+    returned ``rec``), None allocates it."""
     n = cls.size
     if n >= 2**31:
         raise WdrError("more than 2**31 - 1 coefficients: split the array")  # int32 indices
-    rec = np.zeros(n, dtype=np.float64)
+    if out is None:
+        rec = np.zeros(n, dtype=np.float64)
+    else:
+        if out.shape != (n,) or out.dtype != np.float64 or not out.flags.c_contiguous:
+            raise ValueError("decode_into: out must be a C-contiguous float64 (cls.size,) array")
+        rec = out
     if nplanes <= 0:
         return Midpoints(rec, STATUS_COMPLETE)
     data = np.frombuffer(payload, dtype=np.uint8).copy()

@@ -22,6 +22,7 @@ callee).
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -163,10 +164,10 @@ class Pool:
         return list(self._ex.map(fn, items))
 
 
-# Decoder work arrays, reused by the decodes of one thread while a pool is open (the volumes of
-# a 4D series: no page faults, no allocation, after the first), and freed with the pool: a
-# worker thread's ``threading.local`` goes when the pool joins it, the calling thread's (a
-# one-thread pool runs its tasks inline) when the pool's ``with`` block ends.
+# Decoder work arrays and output arrays, reused by the decodes of one thread while a pool is
+# open (the volumes of a 4D series: no page faults, no allocation, after the first), and
+# freed with the pool: a worker thread's ``threading.local`` goes when the pool joins it, the
+# calling thread's (a one-thread pool runs its tasks inline) when the pool's ``with`` ends.
 _SCRATCH = threading.local()
 
 
@@ -193,6 +194,25 @@ def decoder_workspace(n: int) -> tuple[np.ndarray, ...] | None:
         ws = coder.workspace(n)
         cache["wdr"] = ws
     return ws
+
+
+def decoder_output(n: int) -> np.ndarray | None:
+    """This thread's reusable zero-filled float64 array of ``n`` coefficients to decode into,
+    while a pool is open on it, else None (allocate). The array is handed out again only once
+    nothing references it any more (the previous decode's volume is gone: its views hold the
+    array), so a result still in use is never overwritten."""
+    cache = getattr(_SCRATCH, "work", None)
+    if cache is None:
+        return None
+    buf = cache.get("rec")
+    # references when free: the cache's, ``buf`` here and getrefcount's argument
+    if buf is None or buf.shape[0] < n or sys.getrefcount(buf) > 3:
+        buf = np.zeros(n, dtype=np.float64)  # fresh pages: zero without a pass over them
+        cache["rec"] = buf
+        return buf[:n]
+    out = buf[:n]
+    out.fill(0.0)
+    return out
 
 
 # CPU accounting for the benchmark (:mod:`wdrcodec.parallel_bench`): with ``_ACCOUNT`` a dict,
@@ -400,7 +420,9 @@ def decode_stream(
     b = np.ascontiguousarray(boxes, dtype=np.int64)
     if box_class is None:
         # GIL-free; numpy work arrays, reused across the volumes a thread decodes in one call
-        m = coder.decode_into(payload, top, nplanes, cls, scale, b, decoder_workspace(n))
+        m = coder.decode_into(
+            payload, top, nplanes, cls, scale, b, decoder_workspace(n), decoder_output(n)
+        )
         return m.rec, int(m.status)
     flat = np.zeros(n, dtype=np.float64)
     if nplanes <= 0:
