@@ -226,3 +226,26 @@ def test_errors():
         choose_from_magnitudes(np.ones(4, np.int64), np.ones(5, np.int64), True)
     with pytest.raises(WdrError, match="payload_bits"):
         choose_from_magnitudes(np.ones(4, np.int64), np.ones(4, np.int64), False, payload_bits=-1)
+
+
+def test_object_mask_shape_adaptive(volumes):
+    """With the encoder's object mask (shape-adaptive mode, on by default for a volume with a
+    large constant background) the model sees only the object's coefficients, as the coder."""
+    pytest.importorskip("wdrcodec.shape_adaptive")
+    from wdrcodec.mask import choose_mask
+
+    vol = volumes["oversampled"].copy()
+    zz, yy, xx = np.meshgrid(*(np.linspace(-1, 1, n) for n in vol.shape), indexing="ij")
+    vol[yy**2 + xx**2 > 0.8] = 0  # a cylinder of object in a zero background
+    q4 = _q4(vol)
+    om = choose_mask(q4, "auto", "3d")
+    assert om is not None  # the encodes below are shape-adaptive
+    mean = float(np.rint(q4[om.mask].sum() / om.count))
+    g = np.ones(q4.shape[:2], bool)
+    dy, pk = (len(wdrcodec.encode(vol, lossless=True, packet=p)) for p in (False, True))
+    choice = choose_packet(q4, g, 5, True, mean, mask4=om.mask)
+    assert choice.packet == (pk < dy) and abs(pk / dy - 1) >= 0.03
+    assert abs(choice.size_ratio - pk / dy) < 0.03
+    assert choice.sampled == om.count
+    with pytest.raises(WdrError, match="mask4"):
+        choose_packet(q4, g, 5, True, mean, mask4=om.mask[:, :3])

@@ -140,8 +140,11 @@ def _sample(
     wavelet: str | None,
     cfg: ChoiceConfig,
     pool: Pool | None,
+    mask4: np.ndarray | None = None,
 ) -> _Sample | None:
-    """Transform the 3D blocks both ways (None when no block has slice-axis levels)."""
+    """Transform the 3D blocks both ways (None when no block has slice-axis levels); with an
+    object mask, shape-adaptively, the coefficients outside the object left out (as the coder
+    leaves them out of its lists)."""
     t_n = q4.shape[0]
     vols = np.unique(np.linspace(0, t_n - 1, min(t_n, cfg.max_volumes)).round().astype(int))
     dt = np.int64 if lossless else np.float64
@@ -159,17 +162,28 @@ def _sample(
             continue
         vol = q4[t] if z.size == q4.shape[1] else q4[t][z]  # MCPD: the grouped slices
         voxels += vol.size
+        vmask = None
+        if mask4 is not None:
+            vmask = mask4[t] if z.size == q4.shape[1] else mask4[t][z]
+            voxels -= vol.size - int(vmask.sum())
         for packet in (False, True):
             data = vol.astype(dt)
             data -= shift
-            coef = forward(data, lv, lossless, packet, False, pool, wavelet)
+            if vmask is None:
+                coef = forward(data, lv, lossless, packet, False, pool, wavelet)
+                cm = None
+            else:
+                from wdrcodec.shape_adaptive import forward_sa
+
+                coef, cm = forward_sa(data, vmask, lv, lossless, packet, pool)
             bl = bit_lengths(coef, lossless)
-            flat = bl.ravel()
+            sq = np.square(coef, dtype=np.float64)
+            flat, sqf = (bl.ravel(), sq.ravel()) if cm is None else (bl[cm], sq[cm])
             counts[packet] += np.bincount(flat, minlength=NBITS)[:NBITS]
-            sq = np.square(coef, dtype=np.float64).ravel()
-            energy[packet] += np.bincount(flat, weights=sq, minlength=NBITS)[:NBITS] * escale
+            energy[packet] += np.bincount(flat, weights=sqf, minlength=NBITS)[:NBITS] * escale
             for z0, z1, y0, y1, x0, x1 in _scan_boxes(shape, lv, packet):
-                scans[packet].append(bl[z0:z1, y0:y1, x0:x1].ravel())
+                part = bl[z0:z1, y0:y1, x0:x1]
+                scans[packet].append(part.ravel() if cm is None else part[cm[z0:z1, y0:y1, x0:x1]])
     if voxels == 0:
         return None
     return _Sample({p: np.concatenate(v) for p, v in scans.items()}, counts, energy, voxels)
@@ -297,6 +311,7 @@ def choose_packet(
     psnr_peak: float | None = None,
     config: ChoiceConfig | None = None,
     pool: Pool | None = None,
+    mask4: np.ndarray | None = None,
 ) -> PacketChoice:
     """Whether to code ``q4`` with the packet decomposition (module docstring: how).
 
@@ -322,6 +337,9 @@ def choose_packet(
         :class:`ChoiceConfig` (margins, volumes modelled).
     pool:
         A :class:`wdrcodec.parallel.Pool` for the wavelet transforms (the encode's own).
+    mask4:
+        The encode's object mask (``(T, Z, Y, X)`` bool, shape-adaptive mode), or None: the
+        transforms are then shape-adaptive and only the object's coefficients are modelled.
 
     Returns
     -------
@@ -342,7 +360,11 @@ def choose_packet(
         raise WdrError(f"choose: psnr must be a finite number of dB, got {psnr}")
     if bpv is None and psnr is None and not lossless:
         raise WdrError("choose: give a rate (bpv), a quality (psnr) or lossless")
-    s = _sample(q4, grouping, levels, lossless, mean, wavelet, cfg, pool)
+    if mask4 is not None:
+        mask4 = np.asarray(mask4, dtype=bool)
+        if mask4.shape != q4.shape:
+            raise WdrError(f"choose: mask4 must have the shape of q4 {q4.shape}, got {mask4.shape}")
+    s = _sample(q4, grouping, levels, lossless, mean, wavelet, cfg, pool, mask4)
     if s is None:
         nan = float("nan")
         return PacketChoice(False, nan, nan, 0, "no block has slice-axis levels: same transform")
