@@ -991,6 +991,29 @@ def gather_magnitudes(flat, boxes, scale, mag, neg):
 
 
 @njit(nogil=True, cache=True)
+def bit_length_hist(mag, hist):
+    """``hist[b] +=`` how many of the 1D int64 ``mag`` have ``frexp(float(m))`` exponent ``b``
+    (the bit length for ``0 <= m < 2**53``, 0 for zeros), for ``b < hist.size``: the exponent
+    field of the float64 value, read in blocks (the conversion vectorises; GIL-free)."""
+    buf = np.empty(256, dtype=np.float64)
+    bits = buf.view(np.uint64)
+    nb = hist.size
+    n = mag.size
+    for s in range(0, n, 256):
+        m = min(256, n - s)
+        f = buf[:m]
+        src = mag[s : s + m]
+        for i in range(m):
+            f[i] = src[i]
+        u = bits[:m]
+        for i in range(m):
+            e = np.int64((u[i] >> np.uint64(52)) & np.uint64(0x7FF))
+            b = e - 1022 if e > 0 else 0
+            if b < nb:
+                hist[b] += 1
+
+
+@njit(nogil=True, cache=True)
 def scatter_values(rec, boxes, out):
     """Inverse of the box scan: ``out[position of coefficient i] = rec[i]``."""
     i = 0

@@ -73,9 +73,14 @@ def bit_lengths(mag: np.ndarray) -> np.ndarray:
     """``(65,)`` histogram of the magnitudes' bit lengths (``hist[b]``: how many have
     ``floor(log2 m) + 1 == b``, 0 for zeros): all :func:`plane_costs` needs, and the largest
     magnitude's plane, so one pass over a stream's magnitudes serves both."""
-    # frexp's exponent is the bit length, exact below 2**53 (magnitudes stay below 2**40)
-    bl = np.frexp(mag.astype(np.float64))[1]
-    return np.bincount(bl.ravel(), minlength=65)[:65].astype(np.int64)
+    # frexp's exponent is the bit length, exact below 2**53 (magnitudes stay below 2**40);
+    # one GIL-free pass (the histogram of numpy's frexp + bincount took 3 passes, ~3.4 ms per
+    # 524288 magnitudes, and held the GIL in bincount)
+    from wdrcodec.coder import bit_length_hist
+
+    hist = np.zeros(65, dtype=np.int64)
+    bit_length_hist(np.ascontiguousarray(mag, dtype=np.int64).reshape(-1), hist)
+    return hist
 
 
 def top_plane(hist: np.ndarray) -> int:
