@@ -174,3 +174,20 @@ def test_block_position_quotient_is_exact():
     a = np.clip(a, 0, 2**31 - 1)
     dd = np.tile(d, 4)
     np.testing.assert_array_equal(quotients(a, dd), a // dd)
+
+
+def test_encoder_with_reused_work_arrays_gives_the_same_bytes():
+    """wdr_encode_ws on dirty, longer work arrays (a pool's reused ones) writes the bytes of
+    wdr_encode, at a budget and to the end."""
+    rng = np.random.default_rng(21)
+    mag = rng.geometric(0.02, 5000).astype(np.int64) * (rng.random(5000) < 0.3)
+    neg = (rng.random(5000) < 0.5).astype(np.uint8)
+    cls = rng.integers(0, coder.NCLS, 5000).astype(np.uint8)
+    top = int(mag.max()).bit_length() - 1
+    ws = tuple(np.full(5003, 99, dtype=w.dtype) for w in coder.encoder_workspace(1))
+    for limit in (300, 2**62):
+        a = np.zeros(40000, dtype=np.uint8)
+        b = np.zeros(40000, dtype=np.uint8)
+        ra = coder.wdr_encode(mag, neg, cls, top, top + 1, limit, a)
+        rb = coder.wdr_encode_ws(mag, neg, cls, top, top + 1, limit, b, *ws)
+        assert ra == rb and np.array_equal(a, b)

@@ -188,6 +188,28 @@ def wdr_encode(mag, neg, cls, top, nplanes, limit, out):
     overflowed before ``limit`` and the call must be repeated with a larger buffer.
     """
     n = mag.size
+    return wdr_encode_ws(
+        mag,
+        neg,
+        cls,
+        top,
+        nplanes,
+        limit,
+        out,
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int8),
+        np.empty(n, dtype=np.int64),
+    )
+
+
+@njit(nogil=True, cache=True)
+def wdr_encode_ws(mag, neg, cls, top, nplanes, limit, out, ics, sig, sigp, smag):
+    """:func:`wdr_encode` with caller-provided work arrays (contents ignored, at least
+    ``mag.size`` each): ``ics``/``sig`` int32, ``sigp`` int8, ``smag`` int64 (numpy's large
+    allocations get transparent huge pages, and a pool's threads reuse them:
+    :func:`encoder_workspace`)."""
+    n = mag.size
     st = np.zeros(6, dtype=np.int64)
     st[1] = MASK32
     st[3] = 1
@@ -196,7 +218,8 @@ def wdr_encode(mag, neg, cls, top, nplanes, limit, out):
     # chunked ICS: chunk c holds cnt[c] entries at ics[c*CHUNK : c*CHUNK + cnt[c]]; cmax[c] is
     # the largest magnitude among them, so a chunk without a new significant one is skipped
     nch = (n + CHUNK - 1) // CHUNK
-    ics = np.arange(n, dtype=np.int32)
+    for i in range(n):
+        ics[i] = i
     cnt = np.full(nch, CHUNK, dtype=np.int64)
     cnt[nch - 1] = n - (nch - 1) * CHUNK
     cmax = np.zeros(nch, dtype=np.int64)
@@ -204,9 +227,7 @@ def wdr_encode(mag, neg, cls, top, nplanes, limit, out):
         if mag[i] > cmax[i // CHUNK]:
             cmax[i // CHUNK] = mag[i]
     nics = n
-    sig = np.empty(n, dtype=np.int32)
-    sigp = np.empty(n, dtype=np.int8)
-    smag = np.empty(n, dtype=np.int64)  # magnitudes in significance order (sequential refinement)
+    # sig, sigp, smag: index, plane and magnitude in significance order (sequential refinement)
     nsig = 0
     for k in range(nplanes):
         p = top - k
@@ -941,6 +962,16 @@ def decode_into(
         *ws,
     )
     return Midpoints(rec, int(status))
+
+
+def encoder_workspace(n: int) -> tuple[np.ndarray, ...]:
+    """The work arrays of :func:`wdr_encode_ws` for ``n`` coefficients (numpy: huge pages)."""
+    return (
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int8),
+        np.empty(n, dtype=np.int64),
+    )
 
 
 def workspace(n: int) -> tuple[np.ndarray, ...]:

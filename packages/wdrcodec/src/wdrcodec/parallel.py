@@ -55,9 +55,9 @@ def _build(stamp: int) -> SimpleNamespace:
     """The ``nogil`` wrappers; ``stamp`` is captured so it enters numba's cache key."""
 
     @njit(nogil=True, cache=True)
-    def wdr_encode(mag, neg, cls, top, nplanes, limit, out):
+    def wdr_encode(mag, neg, cls, top, nplanes, limit, out, ics, sig, sigp, smag):
         _ = stamp
-        return coder.wdr_encode(mag, neg, cls, top, nplanes, limit, out)
+        return coder.wdr_encode_ws(mag, neg, cls, top, nplanes, limit, out, ics, sig, sigp, smag)
 
     @njit(nogil=True, cache=True)
     def ctx_encode(mag, neg, boxes, box_class, top, nplanes, limit, out):
@@ -193,6 +193,20 @@ def decoder_workspace(n: int) -> tuple[np.ndarray, ...] | None:
     if ws is None or ws[0].shape[0] < n:
         ws = coder.workspace(n)
         cache["wdr"] = ws
+    return ws
+
+
+def encoder_workspace(n: int) -> tuple[np.ndarray, ...]:
+    """:func:`wdrcodec.coder.encoder_workspace` of at least ``n`` values: this thread's
+    reusable one while a pool is open on it (grown when a larger one is asked for), else a
+    fresh one."""
+    cache = getattr(_SCRATCH, "work", None)
+    if cache is None:
+        return coder.encoder_workspace(n)
+    ws = cache.get("enc")
+    if ws is None or ws[0].shape[0] < n:
+        ws = coder.encoder_workspace(n)
+        cache["enc"] = ws
     return ws
 
 
@@ -395,7 +409,9 @@ def encode_stream(
     while True:
         out = np.zeros(size, dtype=np.uint8)
         if ctx is None:
-            nbytes, _planes, status = K.wdr_encode(mag, neg, cls, top, nplanes, cap, out)
+            nbytes, _planes, status = K.wdr_encode(
+                mag, neg, cls, top, nplanes, cap, out, *encoder_workspace(n)
+            )
         else:
             b = np.ascontiguousarray(ctx[0], dtype=np.int64)
             c = np.ascontiguousarray(ctx[1], dtype=np.int64)
