@@ -249,3 +249,24 @@ def test_object_mask_shape_adaptive(volumes):
     assert choice.sampled == om.count
     with pytest.raises(WdrError, match="mask4"):
         choose_packet(q4, g, 5, True, mean, mask4=om.mask[:, :3])
+
+
+@pytest.mark.parametrize("name", ["oversampled", "piecewise"])
+@pytest.mark.parametrize("target", [{"bpv": 1.0}, {"psnr": 45.0}, {"lossless": True}])
+def test_auto_packet_encode_matches_the_better_decomposition(volumes, name, target):
+    """``encode(auto_packet=True)`` codes the file exactly as the chosen decomposition does."""
+    vol = volumes[name]
+    auto = wdrcodec.encode(vol, auto_packet=True, **target)
+    both = {p: wdrcodec.encode(vol, packet=p, **target) for p in (False, True)}
+    chosen = wdrcodec.read_header(auto).packet
+    assert auto == both[chosen]
+    if "bpv" in target:
+        dy, pk = (psnr(vol, wdrcodec.decode(both[p]), data_range="ref") for p in (False, True))
+        assert chosen == (pk > dy), (name, dy, pk)
+    elif "lossless" in target:
+        assert len(auto) <= min(len(b) for b in both.values()) * 1.005
+
+
+def test_auto_packet_and_packet_are_refused():
+    with pytest.raises(WdrError, match="--auto-packet and --packet"):
+        wdrcodec.encode(np.zeros((8, 8, 8), np.uint16), bpv=1.0, auto_packet=True, packet=True)

@@ -458,7 +458,6 @@ def _encode_internal(
         if len(om.data) > MAX_MASK_SHARE * math.floor(cfg.bpv * a.size / 8):
             om = None
     mask4 = None if om is None else om.mask
-    lay = None if split_streams else make_layout(q4.shape, grouping, cfg.levels, cfg.packet)
     if split_streams:  # value range and exact integer sum per volume, on the threads
         stats = pool.map(
             lambda t: (int(q4[t].min()), int(q4[t].max()), int(q4[t].sum(dtype=np.int64))),
@@ -471,13 +470,18 @@ def _encode_internal(
     if om is not None:  # the object's mean (the background is not transformed)
         mean = float(q4[mask4].sum(dtype=np.int64)) / om.count
     mean = float(np.rint(mean)) if lossless else float(mean)
+    packet = cfg.packet
+    if cfg.auto_packet:
+        packet = _choose_packet(a, q4, grouping, cfg, lossless, mean, wavelet, vmin, vmax, pool,
+                                mask4)
+    lay = None if split_streams else make_layout(q4.shape, grouping, cfg.levels, packet)
     if split_streams:
-        lays = _volume_layouts(q4.shape, grouping, cfg.levels, cfg.packet)
+        lays = _volume_layouts(q4.shape, grouping, cfg.levels, packet)
 
         def volume(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
             vm = None if mask4 is None else mask4[t : t + 1]
             m, s, k = _coefficients_skip(
-                q4[t : t + 1], lays[t], lossless, cfg.packet, mean, SERIAL, wavelet, vm
+                q4[t : t + 1], lays[t], lossless, packet, mean, SERIAL, wavelet, vm
             )
             return m, s, k, streams.bit_lengths(m)
 
@@ -488,7 +492,7 @@ def _encode_internal(
         mmax = 1 << top if top >= 0 else 0
     else:
         mag, neg, skip = _coefficients_skip(
-            q4, lay, lossless, cfg.packet, mean, pool, wavelet, mask4
+            q4, lay, lossless, packet, mean, pool, wavelet, mask4
         )
         mmax = int(mag.max())
         hists = None
@@ -499,7 +503,7 @@ def _encode_internal(
         lossless=lossless,
         mode=cfg.mode,
         levels=cfg.levels,
-        packet=cfg.packet,
+        packet=packet,
         top=top,
         nplanes=top + 1 if mmax > 0 else 0,
         frac_bits=0 if lossless else FRAC_BITS,
@@ -614,6 +618,37 @@ def _encode_streams(coefs, hists, lays, h: Header, budget: int | None, pool: Poo
         for t, r in zip(cut, redo):
             results[t] = r
     return [p for p, _ in results]
+
+
+def _choose_packet(
+    a: np.ndarray,
+    q4: np.ndarray,
+    grouping: np.ndarray,
+    cfg: EncodeConfig,
+    lossless: bool,
+    mean: float,
+    wavelet: str | None,
+    vmin: int,
+    vmax: int,
+    pool: Pool,
+    mask4: np.ndarray | None,
+) -> bool:
+    """``--auto-packet``: :func:`wdrcodec.choose.choose_packet` with the encode's target; the
+    PSNR peak in ``q4`` units follows :func:`_shortest_prefix`'s ``psnr_range`` rule."""
+    from wdrcodec.choose import choose_packet
+
+    peak = None
+    if cfg.psnr is not None:
+        if cfg.psnr_range == "dtype" and a.dtype.kind in "iu":
+            info = np.iinfo(a.dtype)
+            peak = float(info.max) - float(info.min)
+        else:
+            peak = float(vmax - vmin) or 1.0
+    choice = choose_packet(
+        q4, grouping, cfg.levels, lossless, mean, wavelet, bpv=cfg.bpv, psnr=cfg.psnr,
+        psnr_peak=peak, pool=pool, mask4=mask4,
+    )
+    return bool(choice.packet)
 
 
 def _shortest_prefix(a4, payload, header, lay, shape4, target, psnr_range, pool, om=None) -> bytes:

@@ -112,6 +112,14 @@ class EncodeConfig:
     packet: bool = field(
         default=False, metadata={"help": "wavelet-packet decomposition of the slice axis"}
     )
+    auto_packet: bool = field(
+        default=False,
+        metadata={
+            "help": "choose the dyadic or the packet decomposition per file from a "
+            "rate-distortion model of both (wdrcodec.choose; the encode takes about 1.7-3x as "
+            "long)"
+        },
+    )
     mcpd_threshold: float = field(
         default=0.5,
         metadata={
@@ -183,6 +191,8 @@ class EncodeConfig:
                 f"--wavelet {self.wavelet} and --lossless: the lossless mode always uses the "
                 "integer LeGall 5/3; give --wavelet with --bpv or --psnr"
             )
+        if self.auto_packet and self.packet:
+            raise WdrError("--auto-packet and --packet: give at most one of them")
         if self.bpv is not None and self.psnr is not None:
             raise WdrError("--bpv and --psnr: give at most one of them")
         if self.psnr is not None and self.lossless:
