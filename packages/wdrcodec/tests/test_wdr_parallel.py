@@ -463,3 +463,12 @@ def test_bit_length_histogram_equals_numpy_frexp():
         want = np.bincount(np.frexp(mag.astype(np.float64))[1].ravel(), minlength=65)[:65]
         got = streams.bit_lengths(mag)
         assert got.dtype == np.int64 and np.array_equal(got, want)
+
+
+def test_thread_benchmark_measures_both_counts_with_the_background_option():
+    from wdrcodec.parallel_bench import measure
+
+    vol = _series(t=2, z=16, y=64, x=64)
+    rows = measure(vol, 1.0, (1, 2), 1, background="off")
+    assert [r.threads for r in rows] == [1, 2]
+    assert all(r.decode_s > 0 and r.encode_path_s > 0 for r in rows)

@@ -5,7 +5,9 @@ Issue 12 asks for >= 1.6x from 1 to 2 cores on a 4D series. :func:`thread_table`
 tiled, :func:`wdrcodec.data.real_tiled_volume`) at every rate with 1 thread and with every core,
 interleaving the two (1, N, 1, N, ...) so a change in the machine's load hits both alike, and
 reports the best wall time of each and its CPU time (all threads of the process), and checks that
-both thread counts give the same bytes and the same decoded array.
+both thread counts give the same bytes and the same decoded array. Command line:
+``python -m wdrcodec.parallel_bench [--quick] [--background=auto|on|off]`` (the encoder's
+shape-adaptive option; the series is masked EPI, which ``auto`` codes shape-adaptively).
 """
 
 from __future__ import annotations
@@ -51,15 +53,22 @@ def _timed(fn) -> tuple[float, float, object]:
 
 
 def measure(
-    vol: np.ndarray, rate: float | None, threads: tuple[int, ...], repeat: int
+    vol: np.ndarray,
+    rate: float | None,
+    threads: tuple[int, ...],
+    repeat: int,
+    background: str | None = None,
 ) -> list[ThreadTiming]:
     """Time ``encode``/``decode`` of ``vol`` at ``rate`` (bpv; None: lossless) for each thread
-    count, ``repeat`` interleaved rounds, best wall time; raises if the outputs differ."""
+    count, ``repeat`` interleaved rounds, best wall time; raises if the outputs differ.
+    ``background``: the encoder's shape-adaptive option (None: its default)."""
     from wdrcodec.codec import decode, encode
     from wdrcodec.config import DecodeConfig
     from wdrcodec.parallel import critical_path
 
-    kw = {"lossless": True} if rate is None else {"bpv": rate}
+    kw: dict = {"lossless": True} if rate is None else {"bpv": rate}
+    if background is not None:
+        kw["background"] = background
     inf = float("inf")
     best: dict[int, list[float]] = {n: [inf, 0.0, inf, 0.0, inf, inf] for n in threads}
     ref: tuple[bytes, np.ndarray] | None = None
@@ -83,9 +92,13 @@ def measure(
     return [ThreadTiming(name, n, b[0], b[2], b[1], b[3], b[4], b[5]) for n, b in best.items()]
 
 
-def thread_table(quick: bool = False, threads: int | None = None) -> dict:
+def thread_table(
+    quick: bool = False, threads: int | None = None, background: str | None = None
+) -> dict:
     """Print and return the 1 -> N thread speedup of encode and decode on a 4D series
-    (``threads``: N, default every core this process may use)."""
+    (``threads``: N, default every core this process may use; ``background``: the encoder's
+    shape-adaptive option, None its default; the series is masked EPI, so ``auto`` codes it
+    shape-adaptively and ``off`` with the ordinary transform)."""
     from wdrcodec.config import available_cores
 
     n = threads or available_cores()
@@ -96,7 +109,7 @@ def thread_table(quick: bool = False, threads: int | None = None) -> dict:
     repeat = 2 if quick else 5
     print(
         f"\nThreads: 4D series {'x'.join(map(str, shape))} (T, Z, Y, X) uint16, real example4d "
-        f"tiled; 1 vs {n} threads on {available_cores()} cores, best of {repeat} interleaved "
+        f"tiled, background {background or 'default'}; 1 vs {n} threads on {available_cores()} cores, best of {repeat} interleaved "
         "runs, same bytes and decoded array at every thread count. Wall s (CPU s of all "
         "threads), speedup; path: the critical path's speedup (CPU s outside the pool's tasks "
         "+ the busiest thread's: the wall time on idle cores, robust to a loaded machine)"
@@ -107,7 +120,7 @@ def thread_table(quick: bool = False, threads: int | None = None) -> dict:
     )
     rows = []
     for rate in rates:
-        res = measure(vol, rate, counts, repeat)
+        res = measure(vol, rate, counts, repeat, background)
         one, many = res[0], res[-1]
         se, sd = one.encode_s / many.encode_s, one.decode_s / many.decode_s
         pe, pd = one.encode_path_s / many.encode_path_s, one.decode_path_s / many.decode_path_s
@@ -126,7 +139,13 @@ def thread_table(quick: bool = False, threads: int | None = None) -> dict:
                 "decode_path_x": pd,
             }
         )
-    return {"shape": list(shape), "threads": n, "cores": available_cores(), "rows": rows}
+    return {
+        "shape": list(shape),
+        "threads": n,
+        "cores": available_cores(),
+        "background": background,
+        "rows": rows,
+    }
 
 
 if __name__ == "__main__":  # pragma: no cover
@@ -135,4 +154,8 @@ if __name__ == "__main__":  # pragma: no cover
     from wdrcodec.jit import ensure_compiled
 
     ensure_compiled()
-    thread_table(quick="--quick" in sys.argv)
+    bg = None
+    for mode in ("auto", "on", "off"):
+        if f"--background={mode}" in sys.argv:
+            bg = mode
+    thread_table(quick="--quick" in sys.argv, background=bg)
