@@ -452,7 +452,9 @@ def _encode_internal(
     grouping = _grouping(q4, cfg.mode, cfg.mcpd_threshold, cfg.mcpd_norm, pool)
     lossless = cfg.lossless
     wavelet = None if cfg.wavelet == BUILTIN_WAVELET else cfg.wavelet
-    om = None if wavelet is not None else choose_mask(q4, cfg.background, cfg.mode)
+    # auto: lossless files only (a lossy shape-adaptive decode is 2-3x slower, MAX_MASK_SHARE)
+    setting = cfg.background if lossless or cfg.background != "auto" else "off"
+    om = None if wavelet is not None else choose_mask(q4, setting, cfg.mode)
     if om is not None and cfg.background == "auto" and cfg.bpv is not None:
         # a mask that would take more than MAX_MASK_SHARE of a fixed byte budget: off
         if len(om.data) > MAX_MASK_SHARE * math.floor(cfg.bpv * a.size / 8):
