@@ -13,11 +13,12 @@ Rules (the same for every tool)
 - Ctrl-C (SIGINT) prints one line ``<prog>: interrupted`` and exits 130; SIGTERM raises
   :class:`Terminated` (a ``KeyboardInterrupt``) in the main thread, so every ``finally`` block
   and atomic writer cleans up, then prints one line and exits 143. A second SIGTERM during the
-  cleanup is ignored. Python cannot raise out of a finaliser (``__del__``) or a ctypes callback:
-  an interrupt that lands there is "ignored" (numba's and llvmlite's compiler run many of both),
-  so the runner's ``sys.unraisablehook`` catches such a swallowed interrupt and delivers it
-  again, and an error raised after a SIGTERM (the damage of a swallowed one) is reported as the
-  interruption;
+  cleanup is ignored. An interrupt can be swallowed before it reaches the runner: Python cannot
+  raise out of a finaliser (``__del__``) or a ctypes callback (numba's and llvmlite's compiler
+  run many of both), and some code clears errors or catches everything. So each interrupt the
+  runner raises is watched (a weakref): freed before the runner caught it, it is delivered
+  again a moment later; its "Exception ignored" report is not printed; and an error raised
+  after a SIGTERM (the damage of a swallowed one) is reported as the interruption;
 - a closed stdout (``| head``) ends quietly with exit 0;
 - Python warnings are printed as one line ``<prog>: warning: <message>`` (no source line, each
   distinct message once); numpy's floating-point ``RuntimeWarning``\\ s become one line of our own;
@@ -84,68 +85,118 @@ class Terminated(KeyboardInterrupt):
     """Raised in the main thread when SIGTERM arrives, so ``finally`` blocks and cleanup run."""
 
 
+class _Interrupt(KeyboardInterrupt):
+    """The ``KeyboardInterrupt`` :func:`run_cli`'s SIGINT handler raises (a Python subclass, so
+    that it can be watched like :class:`Terminated`)."""
+
+
 class _SignalState:
     """What :func:`run_cli`'s signal handlers have done in this process."""
 
     requested = False  # a SIGTERM arrived
     propagating = False  # a Terminated is on its way up: further SIGTERMs are ignored
-    in_hook = False  # the unraisable hook is running (nothing raised there can propagate)
+    caught = False  # run_cli caught the interrupt it raised (its end is not a loss)
+    deferring = False  # in the unraisable hook / a watch callback: raising there is lost
+    watch: Any = None  # weakref to the interrupt last raised
 
 
 _STATE = _SignalState()
 
 
-def _redeliver_later(signum: int) -> None:
-    """Deliver ``signum`` to the main thread again in a moment, from a helper thread (a signal
-    tripped from the hook itself would be handled inside the hook, where it is lost again)."""
-    import _thread
-    import threading
+class _Redeliverer:
+    """A daemon thread that delivers a signal to the main thread again, a moment after
+    :meth:`request` (a signal tripped in the unraisable hook or in a weakref callback would be
+    handled right there, and lost again). :meth:`request` only puts on a ``SimpleQueue``
+    (reentrant, so safe in finalisers and weakref callbacks); the thread is started by
+    :meth:`ensure` from ordinary code, before an interrupt is raised."""
 
-    timer = threading.Timer(0.002, _thread.interrupt_main, (signum,))
-    timer.daemon = True
-    timer.start()
+    def __init__(self) -> None:
+        self.queue: Any = None
+
+    def ensure(self) -> None:
+        if self.queue is not None:
+            return
+        import _thread
+        import queue
+        import threading
+        import time
+
+        q: Any = queue.SimpleQueue()
+
+        def loop() -> None:
+            while True:
+                signum = q.get()
+                time.sleep(0.002)
+                _thread.interrupt_main(signum)
+
+        threading.Thread(target=loop, name="medshared-redeliver", daemon=True).start()
+        self.queue = q
+
+    def request(self, signum: int) -> None:
+        if self.queue is not None:
+            self.queue.put(signum)
+
+
+_REDELIVER = _Redeliverer()
+
+
+def _raise_watched(exc: KeyboardInterrupt, signum: int) -> None:
+    """Raise ``exc``, watching it: if it is freed before :func:`run_cli` caught it, something
+    swallowed it (a finaliser, a ctypes callback, C code that clears errors, a bare
+    ``except``), and the same signal is delivered again."""
+    import weakref
+
+    def lost(_ref: Any) -> None:
+        if _STATE.caught or sys.is_finalizing():
+            return
+        _STATE.deferring = True
+        try:
+            if signum == signal.SIGTERM:
+                _STATE.propagating = False  # it got nowhere: the next SIGTERM must raise
+            _REDELIVER.request(signum)
+        finally:
+            _STATE.deferring = False
+
+    _REDELIVER.ensure()
+    _STATE.caught = False
+    _STATE.watch = weakref.ref(exc, lost)
+    try:
+        raise exc
+    finally:
+        del exc  # no reference from this frame (its traceback's): a swallowed one is freed
 
 
 def _on_signal(signum: int, frame: Any) -> None:  # pragma: no cover - signal path
-    """SIGTERM raises :class:`Terminated` (once), SIGINT ``KeyboardInterrupt``."""
-    if _STATE.in_hook:  # raising here would be lost: try again once the hook has returned
-        _redeliver_later(signum)
+    """SIGTERM raises :class:`Terminated` (once), SIGINT a ``KeyboardInterrupt``."""
+    if _STATE.deferring:  # raising here would be lost: try again in a moment
+        _REDELIVER.request(signum)
         return
     if signum != signal.SIGTERM:
-        raise KeyboardInterrupt()
+        _raise_watched(_Interrupt(), signum)
     if _STATE.propagating:  # a second SIGTERM: let the cleanup the first one started finish
         return
     _STATE.requested = _STATE.propagating = True
-    raise Terminated()
+    _raise_watched(Terminated(), signum)
 
 
-def _redeliver_hook(previous: Callable[[Any], None]) -> Callable[[Any], None]:
-    """A ``sys.unraisablehook`` that delivers again the interrupts Python had to swallow.
+def _quiet_interrupts(previous: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A ``sys.unraisablehook`` that prints nothing for the interrupts :func:`run_cli` raised.
 
     An exception raised in a finaliser (``__del__``, a weakref callback) or in a ctypes callback
-    cannot propagate: Python reports it through ``sys.unraisablehook`` and goes on. When a
-    signal handler's ``KeyboardInterrupt``/:class:`Terminated` lands there (likely during numba
-    compilation: llvmlite's object-cache callback and ``ObjectRef.__del__`` run all the time),
-    the interrupt would be lost. This hook prints nothing for it and delivers the same signal
-    again a moment later (``_thread.interrupt_main`` from a helper thread: the handler then runs
-    at the main thread's next check, normally in ordinary code; if it lands in a finaliser
-    again, the same happens again). Every other unraisable exception goes to ``previous``.
+    cannot propagate: Python reports it through ``sys.unraisablehook`` and goes on. A signal
+    handler's interrupt lands there easily during numba compilation (llvmlite's object-cache
+    callback and ``ObjectRef.__del__`` run all the time); it is delivered again when it is
+    freed (:func:`_raise_watched`), so its "Exception ignored" traceback is not printed. Every
+    other unraisable exception goes to ``previous``.
     """
 
     def hook(unraisable: Any) -> None:
-        exc_type = getattr(unraisable, "exc_type", None)
-        if not (isinstance(exc_type, type) and issubclass(exc_type, KeyboardInterrupt)):
-            previous(unraisable)
-            return
-        _STATE.in_hook = True
+        _STATE.deferring = True  # a signal handled in here waits until the hook is done
         try:
-            if issubclass(exc_type, Terminated):
-                _STATE.propagating = False  # it got nowhere: the next SIGTERM must raise
-                _redeliver_later(signal.SIGTERM)
-            else:
-                _redeliver_later(signal.SIGINT)
+            if not isinstance(getattr(unraisable, "exc_value", None), Terminated | _Interrupt):
+                previous(unraisable)
         finally:
-            _STATE.in_hook = False
+            _STATE.deferring = False
 
     return hook
 
@@ -415,7 +466,7 @@ def run_cli(
     old_term: Any = None
     old_int: Any = None
     old_hook = sys.unraisablehook
-    _STATE.requested = _STATE.propagating = _STATE.in_hook = False
+    _STATE.requested = _STATE.propagating = _STATE.caught = _STATE.deferring = False
     try:
         old_term = signal.signal(signal.SIGTERM, _on_signal)
     except ValueError:  # not in the main thread (e.g. called from a test thread)
@@ -423,7 +474,7 @@ def run_cli(
     if in_main:
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored
             old_int = signal.signal(signal.SIGINT, _on_signal)
-        sys.unraisablehook = _redeliver_hook(old_hook)
+        sys.unraisablehook = _quiet_interrupts(old_hook)
     printer = _WarningPrinter(prog)
     nib_logger = logging.getLogger("nibabel")
     old_level = nib_logger.level
@@ -445,12 +496,14 @@ def run_cli(
                 # an interrupt swallowed inside a library (e.g. numba's "no compiled object
                 # yet" after its object-code callback was interrupted), so it is reported as
                 # the interruption, the cleanup having run while the error propagated
-                _STATE.propagating = True  # a re-delivery still on its way is ignored
+                _STATE.propagating = _STATE.caught = True  # no re-delivery from here on
                 raise Terminated() from None
         except Terminated:
+            _STATE.caught = True
             _say(f"{prog}: interrupted (SIGTERM); partial outputs were removed", debug)
             return EXIT_SIGTERM
         except KeyboardInterrupt:
+            _STATE.caught = True
             _say(f"{prog}: interrupted; partial outputs were removed", debug)
             return EXIT_SIGINT
         finally:
