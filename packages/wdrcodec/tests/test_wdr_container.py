@@ -269,3 +269,22 @@ def test_context_coded_files_are_format_3_and_old_context_files_are_refused(smal
         wdrcodec.read_header(old)
     with pytest.raises(WdrError, match="first context model"):
         wdrcodec.decode(old)
+
+
+def test_masked_file_memory_estimate_counts_the_shape_adaptive_arrays() -> None:
+    """A shape-adaptive file's estimate includes SA_PER_VOXEL: refused just below it."""
+    import wdrcodec.memory as memory
+
+    vol = np.zeros((8, 32, 32), np.uint16)
+    vol[2:6, 8:24, 8:24] = np.arange(4 * 16 * 16, dtype=np.uint16).reshape(4, 16, 16) + 1
+    data = wdrcodec.encode(vol, lossless=True)
+    h = wdrcodec.read_header(data)
+    assert h.mask_data is not None
+    plain = memory.decode_memory(vol.size, 2, h.payload_len, True)
+    need = memory.decode_memory(vol.size, 2, h.payload_len, True, masked=True)
+    assert need - plain == int(memory.SA_PER_VOXEL * vol.size)
+    # a bound enough for the plain estimate, not for the masked one: refused before any work
+    with pytest.raises(WdrError, match="larger --max-memory"):
+        wdrcodec.decode(data, limits=DecodeConfig(max_memory=(plain + 1024) / 2**30))
+    ok = DecodeConfig(max_memory=(need + 1) / 2**30)
+    np.testing.assert_array_equal(wdrcodec.decode(data, limits=ok), vol)

@@ -380,7 +380,10 @@ def unpack(data: bytes, name: str = "data", limits: DecodeConfig | None = None) 
     if hlen != size - FIXED_SIZE + fixed.size:
         raise WdrError(f"{name}: corrupted header (length does not match its fields)")
     available = min(payload_len, max(len(data) - hlen, 0))
-    check_resources(name, shape, DTYPES[dcode], available, bool(flags & FLAG_LOSSLESS), limits)
+    check_resources(
+        name, shape, DTYPES[dcode], available, bool(flags & FLAG_LOSSLESS), limits,
+        masked=bool(flags & FLAG_MASK),
+    )
     pos = fixed.size
     affine = None
     if has_aff:

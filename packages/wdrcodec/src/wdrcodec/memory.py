@@ -20,19 +20,27 @@ from wdrcodec.errors import WdrError
 BASE = 200 << 20  # interpreter, numpy, numba and the loaded kernels
 PER_VOXEL = 14.0  # plus the output dtype's itemsize
 PER_PAYLOAD_BYTE = 14.0
+# shape-adaptive files (an object mask): the decoded mask, its per-level subband masks and the SA
+# kernels' segment tables; measured +6.4 (ctx lossless) and +7.9 (wdr, 2 bpv) bytes per voxel on
+# a 128x256x256 masked volume (README, "Decoder memory")
+SA_PER_VOXEL = 8.0
 
 
-def decode_memory(n_voxels: int, itemsize: int, payload_len: int, lossless: bool) -> int:
+def decode_memory(
+    n_voxels: int, itemsize: int, payload_len: int, lossless: bool, masked: bool = False
+) -> int:
     """Estimated peak memory (bytes, process total) of decoding ``n_voxels`` from
     ``payload_len`` bytes; ``itemsize`` is the output dtype's size in bytes.
 
     Fitted on 128**3, 256**3 and 512**3 uint16 decodes at 1 and 4 bpv and lossless (README):
     ``BASE + n * (14 + itemsize) + 14 * payload``; the payload term is capped at every voxel
     significant (14 bytes each plus three copies of the payload). ``lossless`` is accepted for
-    the record: the measured cost per voxel is the same.
+    the record: the measured cost per voxel is the same. ``masked`` (a shape-adaptive file) adds
+    :data:`SA_PER_VOXEL` per voxel.
     """
     sig_bytes = min(payload_len * PER_PAYLOAD_BYTE, 14.0 * n_voxels + 3.0 * payload_len)
-    return int(BASE + n_voxels * (PER_VOXEL + itemsize) + sig_bytes)
+    per_voxel = PER_VOXEL + itemsize + (SA_PER_VOXEL if masked else 0.0)
+    return int(BASE + n_voxels * per_voxel + sig_bytes)
 
 
 def check_resources(
@@ -42,12 +50,13 @@ def check_resources(
     payload_len: int,
     lossless: bool,
     limits: DecodeConfig,
+    masked: bool = False,
 ) -> None:
     """Refuse a header whose decode exceeds ``limits`` (:class:`WdrError` naming the option)."""
     check_voxels(name, shape, limits)
     nvox = math.prod(shape)
     itemsize = 8 if dtype == "float64" else 4 if dtype == "float32" else 2
-    need = decode_memory(nvox, itemsize, payload_len, lossless)
+    need = decode_memory(nvox, itemsize, payload_len, lossless, masked)
     from medshared.errors import AllocationError
     from medshared.io._limits import check_allocation
 
