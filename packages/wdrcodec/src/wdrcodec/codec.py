@@ -41,7 +41,7 @@ from wdrcodec.container import (
     pack,
     split,
 )
-from wdrcodec.decomposition import forward, inverse
+from wdrcodec.decomposition import forward, inverse, inverse_to
 from wdrcodec.errors import WdrError
 from wdrcodec.layout import Layout, make_layout
 from wdrcodec.mask import ObjectMask, choose_mask, decode_mask
@@ -311,6 +311,26 @@ def _synthesis(
         c = flat[blk.offset : blk.offset + blk.size].reshape(blk.shape)
         out[blk.t, blk.z] = inverse(c, blk.lv, lossless, packet and blk.lv[0] > 0, False, pool, wv)
     return out
+
+
+def _synthesis_to(
+    flat: np.ndarray, lay: Layout, shape4, h: Header, pool: Pool, out: np.ndarray
+) -> bool:
+    """:func:`_synthesis` and :func:`_finish` in one go where the last inverse pass can write
+    ``out`` directly (lossy CDF 9/7, an integer dtype, the usual single block of every slice
+    in order; :func:`wdrcodec.decomposition.inverse_to`): bit for bit the same ``out``. Returns
+    False, touching nothing, elsewhere (the caller takes the unfused path)."""
+    if h.lossless or h.wavelet is not None or h.dtype.startswith("float"):
+        return False
+    if len(lay.blocks) != 1 or not np.array_equal(lay.blocks[0].z, np.arange(shape4[1])):
+        return False
+    blk = lay.blocks[0]
+    if not out.flags.c_contiguous or flat.dtype != np.float64:
+        return False
+    o = out.reshape(blk.shape)
+    c = flat.reshape(blk.shape)
+    pk = h.packet and blk.lv[0] > 0
+    return inverse_to(c, blk.lv, pk, o, h.mean, float(h.vmin), float(h.vmax), pool)
 
 
 def _volume_layouts(shape4, grouping: np.ndarray, levels: int, packet: bool) -> list[Layout]:
@@ -775,6 +795,8 @@ def _reconstruct_internal(
             flat, status = _decode_flat(parts[t], h, lays[t], skip)
             if status == coder.STATUS_CORRUPT:
                 return status
+            if vm is None and _synthesis_to(flat, lays[t], vshape, h, SERIAL, out[t : t + 1]):
+                return status
             vol = _synthesis(
                 flat, lays[t], vshape, h.lossless, h.packet, SERIAL, h.wavelet, vm, bef
             )
@@ -786,6 +808,8 @@ def _reconstruct_internal(
         return out, _combine(pool.map(one, range(shape4[0])))
     skip, bef = (None, None) if mask4 is None else _sa_decoder(lay, mask4, h.packet)
     flat, status = _decode_flat(payload, h, lay, skip)
+    if mask4 is None and _synthesis_to(flat, lay, shape4, h, pool, out):
+        return out, status
     vol = _synthesis(flat, lay, shape4, h.lossless, h.packet, pool, h.wavelet, mask4, bef)
     _finish(vol, h, out, pool)
     if mask4 is not None:

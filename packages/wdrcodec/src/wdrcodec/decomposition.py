@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wdrcodec.lifting import inverse_yx, lift_region
+from wdrcodec.lifting import Z_GROUP, inv97_z_final, inverse_yx, lift_region
 
 if TYPE_CHECKING:
     from wdrcodec.parallel import Pool
@@ -165,6 +165,68 @@ def inverse(
     return out
 
 
+FUSE = True  # False: :func:`inverse_to` always declines (tests compare against the old path)
+
+
+def fusable(shape: tuple[int, int, int], lv: tuple[int, int, int], out: np.ndarray) -> bool:
+    """True when :func:`inverse_to` can decode a block of ``shape`` with levels ``lv`` straight
+    into ``out``: the last pass is the Z pass over the whole block (``lv[0] >= 1``, dyadic or
+    packet) and ``out`` is a C-contiguous native integer array of that shape."""
+    return (
+        FUSE
+        and lv[0] >= 1
+        and shape[0] >= 2
+        and tuple(out.shape) == tuple(shape)
+        and out.dtype.kind in "iu"
+        and out.dtype.isnative
+        and out.flags.c_contiguous
+        and out.flags.writeable
+    )
+
+
+def inverse_to(
+    coef: np.ndarray,
+    lv: tuple[int, int, int],
+    packet: bool,
+    out: np.ndarray,
+    mean: float,
+    vmin: float,
+    vmax: float,
+    pool: Pool | None = None,
+) -> bool:
+    """Lossy (CDF 9/7) :func:`inverse` of the C-contiguous float64 block ``coef`` ``(Z, Y, X)``
+    (overwritten) followed by the decoder's finalize, ``out = clip(rint(x + mean), vmin, vmax)``
+    in ``out``'s integer dtype, with the last pass (Z over the whole block) and the finalize
+    fused into one kernel (:func:`wdrcodec.lifting.inv97_z_final`: one read of the volume
+    instead of a read + write and another read); bit for bit the unfused result. Returns False,
+    touching nothing, when :func:`fusable` says no (the caller takes the unfused path)."""
+    if not (fusable(coef.shape, lv, out) and coef.dtype == np.float64 and coef.flags.c_contiguous):
+        return False
+
+    def final(region: np.ndarray) -> None:
+        n0, n1, n2 = region.shape
+        mf, lo, hi = float(mean), float(vmin), float(vmax)
+
+        def part(r: tuple[int, int]) -> None:
+            scratch = np.empty(n0 * n2 * Z_GROUP)
+            inv97_z_final(region, out, r[0], r[1], scratch, mf, lo, hi)
+
+        if pool is None:
+            part((0, n1))
+            return
+        from wdrcodec.parallel import MIN_SPLIT, splits
+
+        parts = 1 if region.size < MIN_SPLIT else min(pool.threads, n1)
+        pool.map(part, splits(n1, parts))
+
+    if packet and lv[0] > 0:
+        _dyadic_inverse(coef, (0, lv[1], lv[2]), False, pool)
+        _dyadic_inverse(coef, (lv[0], 0, 0), False, pool, final=final)
+    else:
+        _dyadic_inverse(coef, lv, False, pool, final=final)
+    return True
+
+
 def _dyadic_forward(arr: np.ndarray, lv, lossless: bool, pool: Pool | None, wavelet=None) -> None:
     if pool is not None:
         from wdrcodec import parallel
@@ -181,7 +243,11 @@ def _dyadic_forward(arr: np.ndarray, lv, lossless: bool, pool: Pool | None, wave
                 parallel.lift_region(region, a, lossless, True, pool)
 
 
-def _dyadic_inverse(arr: np.ndarray, lv, lossless: bool, pool: Pool | None, wavelet=None) -> None:
+def _dyadic_inverse(
+    arr: np.ndarray, lv, lossless: bool, pool: Pool | None, wavelet=None, final=None
+) -> None:
+    """``final`` (lossy, built-in wavelet): a callable that does the level-1 Z pass over the
+    whole ``arr`` instead of :func:`lift_region` (:func:`inverse_to`)."""
     if pool is not None:
         from wdrcodec import parallel
     steps = list(_dyadic_steps(arr.shape, lv))
@@ -204,7 +270,9 @@ def _dyadic_inverse(arr: np.ndarray, lv, lossless: bool, pool: Pool | None, wave
                 parallel.inverse_yx(region, pool)
             rev = rev[2:]
         for a in rev:
-            if pool is None:
+            if final is not None and a == 0 and _level == 1:
+                final(region)
+            elif pool is None:
                 lift_region(region, a, lossless, False)
             else:
                 parallel.lift_region(region, a, lossless, False, pool)

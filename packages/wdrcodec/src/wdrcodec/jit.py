@@ -96,6 +96,15 @@ def ensure_compiled(quiet: bool = False, cli: bool = False, coder: str = "wdr") 
     # a 4D series of two 65536-voxel volumes: one stream per volume (the format-3 path)
     series = (np.arange(2 * 16 * 64 * 64) % 11).astype(np.uint8).reshape(2, 16, 64, 64)
     decode(encode(series, bpv=0.5, slice_axis=1, time_axis=0))
+    # the decoder's fused last pass compiles once per output dtype (the round trips above
+    # cover uint8)
+    from wdrcodec.codec import INTEGER_DTYPES
+    from wdrcodec.lifting import Z_GROUP, inv97_z_final
+
+    coef = np.zeros((4, 2, 4))
+    for dt in INTEGER_DTYPES:
+        out = np.empty(coef.shape, dtype=dt)
+        inv97_z_final(coef, out, 0, 2, np.empty(4 * 4 * Z_GROUP), 0.0, 0.0, 1.0)
     if coder == "ctx":
         decode(encode(small, bpv=2.0, coder="ctx"))
         decode(encode(small, lossless=True, coder="ctx"))

@@ -394,6 +394,76 @@ def inv97_box_axis(v3, axis, n0, n1, n2, scratch):
         _inv97_rows(m2, a * X, n0, (rows - 1) * X + n2, scratch)
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _final_rows(dst, src, mean, vmin, vmax):
+    """``dst = clip(rint(src + mean), vmin, vmax)`` cast to ``dst``'s dtype, on 1D rows (the
+    operations of :func:`wdrcodec.coder.finalize_to`, value for value)."""
+    for i in range(dst.shape[0]):
+        x = np.rint(src[i] + mean)
+        if x < vmin:
+            x = vmin
+        elif x > vmax:
+            x = vmax
+        dst[i] = x
+
+
+@njit(nogil=True, cache=True)
+def _inv97_rows_final(m2, off, N, nq, scratch, o2, mean, vmin, vmax):
+    """:func:`_inv97_rows` of the slab ``m2[:N, off:off + nq]`` with the decoder's finalize
+    fused in: the lifted rows go to ``o2[:, off:off + nq]`` (an integer dtype, same 2D shape as
+    ``m2``) as ``clip(rint(x + mean), vmin, vmax)``, never back to ``m2`` (left partly
+    overwritten by nothing: ``m2`` is only read). Same float operations in the same order."""
+    ns = (N + 1) // 2
+    nd = N // 2
+    hi_nz = _any_nz_rows(m2, off, ns, N, nq)
+    if not hi_nz and not _any_nz_rows(m2, off, 0, ns, nq):
+        for k in range(N):  # all +0.0: the unfused path finalizes them as they are
+            _final_rows(o2[k, off : off + nq], m2[k, off : off + nq], mean, vmin, vmax)
+        return
+    tmp = scratch[: N * nq].reshape((N, nq))
+    lo = tmp[:ns]
+    hi = tmp[ns:N]
+    for k in range(ns):
+        _scale_rows(lo[k], m2[k, off : off + nq], 1.0 / LOW_SCALE)
+    for k in range(ns + 2):
+        if k < ns:
+            if k < nd:
+                _scale_rows(hi[k], m2[ns + k, off : off + nq], 1.0 / HIGH_SCALE)
+            if hi_nz:
+                left, cur = _lc(k, nd)
+                _lift_rows(lo[k], DELTA, hi[left], hi[cur])
+        j = k - 1
+        if 0 <= j < nd:
+            _lift_rows(hi[j], GAMMA, lo[j], lo[_right(j, ns)])
+        if 0 <= j < ns:
+            left, cur = _lc(j, nd)
+            _lift_rows(lo[j], BETA, hi[left], hi[cur])
+        j = k - 2
+        if 0 <= j < nd:
+            _lift_rows(hi[j], ALPHA, lo[j], lo[_right(j, ns)])
+            _final_rows(o2[2 * j, off : off + nq], lo[j], mean, vmin, vmax)
+            _final_rows(o2[2 * j + 1, off : off + nq], hi[j], mean, vmin, vmax)
+        elif j == nd and ns > nd:
+            _final_rows(o2[2 * nd, off : off + nq], lo[nd], mean, vmin, vmax)
+
+
+@njit(nogil=True, cache=True)
+def inv97_z_final(v3, o3, y0, y1, scratch, mean, vmin, vmax):
+    """The decoder's last pass fused with its finalize: inverse 9/7 along axis 0 of the rows
+    ``y0 <= y < y1`` of ``v3`` ``(Z, Y, X)`` (C-contiguous float64, only read), written to
+    ``o3`` (C-contiguous, same shape, an integer dtype) as ``clip(rint(x + mean), vmin,
+    vmax)``: the values of :func:`inv97_box_axis` (axis 0) then
+    :func:`wdrcodec.coder.finalize_to`, bit for bit. ``scratch``: 1D, at least
+    ``Z * X * Z_GROUP`` values; rows are grouped as in :func:`inv97_box_axis`."""
+    n0, _n1, X = v3.shape
+    m2 = v3.reshape((n0, v3.shape[1] * X))
+    o2 = o3.reshape((n0, v3.shape[1] * X))
+    group = max(1, min(Z_GROUP, Z_SCRATCH // max(1, n0 * X)))
+    for a in range(y0, y1, group):
+        rows = min(group, y1 - a)
+        _inv97_rows_final(m2, a * X, n0, rows * X, scratch, o2, mean, vmin, vmax)
+
+
 @njit(nogil=True, cache=True)
 def inv97_box_yx_plain(v3, n0, n1, n2, t, tmp):
     """:func:`inv97_box_yx` without the sparse windows (every nonzero line and slab lifted
