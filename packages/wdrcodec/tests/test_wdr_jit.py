@@ -16,6 +16,10 @@ def test_cache_present_needs_every_module_and_ctx_kernels_for_ctx(tmp_path, monk
     _touch(tmp_path, "coder.wdr_encode-1.py311.nbi", "lifting._fwd97-2.py311.nbi")
     assert not jit.cache_present()  # parallel's wrappers are missing
     _touch(tmp_path, "parallel._build.locals.wdr_encode-55.py311.nbi")
+    assert not jit.cache_present()  # the shape-adaptive kernels (default lossless path) too
+    _touch(tmp_path, "shape_adaptive._slabs53-384.py311.nbi")
+    assert not jit.cache_present()
+    _touch(tmp_path, "mask._encode-116.py311.nbi")
     assert jit.cache_present()
     assert not jit.cache_present("ctx")  # --coder ctx would still compile silently
     _touch(tmp_path, "parallel._build.locals.ctx_encode-66.py311.nbi")

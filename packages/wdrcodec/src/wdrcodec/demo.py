@@ -71,7 +71,11 @@ def demo_rows(out_dir: Path, quick: bool = False) -> list:
     the headline rows (:class:`medshared.demo.ResultRow`)."""
     from medshared.demo import ResultRow
     from medshared.io import atomic_write_text
+    from wdrcodec.jit import ensure_compiled
 
+    # compile (announced on stderr) or load the kernels first, so that the speed columns time
+    # the coding and not a first-run compile
+    ensure_compiled()
     rates = QUICK_RATES if quick else RATES
     headline: list[ResultRow] = []
     details: list[dict] = []

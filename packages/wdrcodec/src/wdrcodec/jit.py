@@ -3,7 +3,7 @@
 The numba kernels (:mod:`wdrcodec.coder`, :mod:`wdrcodec.lifting`, the GIL-free wrappers of
 :mod:`wdrcodec.parallel`) are compiled on first use and
 cached next to the modules (``__pycache__``, or ``NUMBA_CACHE_DIR``). Loading the cache costs
-~0.1 s; compiling costs 15-30 s once per machine and numba version. :func:`ensure_compiled` prints
+~0.1 s; compiling costs 30-60 s once per machine and numba version. :func:`ensure_compiled` prints
 one line on stderr when the cache is missing, then runs tiny lossy, lossless and 4D round trips so
 every kernel is loaded (or compiled and cached) before real work or a process pool starts.
 """
@@ -14,7 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-_MODULES = ("coder", "lifting", "parallel")  # ctxcoder compiles into parallel's wrappers
+# ctxcoder compiles into parallel's wrappers; shape_adaptive and mask serve the default lossless
+# path of masked volumes (--background auto)
+_MODULES = ("coder", "lifting", "parallel", "shape_adaptive", "mask")
 _done = False
 
 
@@ -74,7 +76,7 @@ def ensure_compiled(quiet: bool = False, cli: bool = False, coder: str = "wdr") 
     present = cache_present(coder)
     if not quiet and not present:
         print(
-            "wdrcodec: compiling the JIT kernels (first run on this machine, ~20-30 s; cached "
+            "wdrcodec: compiling the JIT kernels (first run on this machine, ~30-60 s; cached "
             "afterwards)...",
             file=sys.stderr,
             flush=True,
@@ -93,6 +95,11 @@ def ensure_compiled(quiet: bool = False, cli: bool = False, coder: str = "wdr") 
     small = (np.arange(4 * 16 * 16) % 7).astype(np.uint8).reshape(4, 16, 16)
     decode(encode(small, bpv=2.0))
     decode(encode(small, lossless=True))
+    # a masked volume (zero background): the shape-adaptive transform and the mask coder, which
+    # --background auto uses for lossless files
+    masked = np.zeros((4, 16, 16), np.uint8)
+    masked[1:3, 4:12, 4:12] = small[1:3, 4:12, 4:12] + 1
+    decode(encode(masked, lossless=True))
     # a 4D series of two 65536-voxel volumes: one stream per volume (the format-3 path)
     series = (np.arange(2 * 16 * 64 * 64) % 11).astype(np.uint8).reshape(2, 16, 64, 64)
     decode(encode(series, bpv=0.5, slice_axis=1, time_axis=0))
@@ -108,4 +115,5 @@ def ensure_compiled(quiet: bool = False, cli: bool = False, coder: str = "wdr") 
     if coder == "ctx":
         decode(encode(small, bpv=2.0, coder="ctx"))
         decode(encode(small, lossless=True, coder="ctx"))
+        decode(encode(masked, lossless=True, coder="ctx"))
     _done = True
