@@ -7,7 +7,8 @@ interleaving the two (1, N, 1, N, ...) so a change in the machine's load hits bo
 reports the best wall time of each and its CPU time (all threads of the process), and checks that
 both thread counts give the same bytes and the same decoded array. Command line:
 ``python -m wdrcodec.parallel_bench [--quick] [--background=auto|on|off]`` (the encoder's
-shape-adaptive option; the series is masked EPI, which ``auto`` codes shape-adaptively).
+shape-adaptive option; the series is masked EPI, which ``auto`` codes shape-adaptively in the
+lossless column only and ``on`` at every rate).
 """
 
 from __future__ import annotations
